@@ -1,0 +1,3 @@
+"""Voice call-center assistant: the product layer (config, sessions, CLI, store)."""
+
+__version__ = "0.1.0"

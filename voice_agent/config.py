@@ -1,0 +1,201 @@
+"""One typed configuration: defaults < TOML file < environment < CLI flags.
+
+Every section is a dataclass; every field has an offline default. Environment
+variables are named ``VOICE_AGENT_<SECTION>__<FIELD>`` (for example
+``VOICE_AGENT_ASR__MODEL=whisper-base``); CLI flags override through
+``--set section.field=value`` or the dedicated flags of each command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "VOICE_AGENT_"
+CONFIG_ENV = "VOICE_AGENT_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message says which and why."""
+
+
+def default_data_dir() -> Path:
+    """Where the call store, caches and recordings live unless configured."""
+    env = os.environ.get("VOICE_AGENT_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "voice-agent"
+
+
+@dataclass
+class AsrConfig:
+    """Speech recognition: model, device and decoding options."""
+
+    model: str = "whisper-tiny.en"
+    backend: str = "faster-whisper"  # or "openai-whisper"
+    device: str = "cpu"  # "cpu" | "cuda" | "auto"
+    compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
+    language: str = ""  # empty: the model's only language, or auto-detect
+    beam_size: int = 5
+    batch_size: int = 8
+    vad: str = "silero"  # "silero" | "webrtc"
+    word_timestamps: bool = True
+    allow_download: bool = False  # hub names only load when this is true
+    cpu_threads: int = 0  # 0: let CTranslate2 choose
+
+
+@dataclass
+class TranscribeConfig:
+    """Offline transcription of recorded calls."""
+
+    channel_speakers: list[str] = field(default_factory=lambda: ["caller", "agent"])
+    formats: list[str] = field(default_factory=lambda: ["json"])
+    jobs: int = 1
+    block_seconds: float = 600.0  # audio decoded and processed per block (memory bound)
+
+
+@dataclass
+class StoreConfig:
+    """The call store: SQLite by default."""
+
+    url: str = ""  # empty: sqlite file under the data dir
+    recordings_dir: str = ""  # empty: <data dir>/recordings
+
+
+@dataclass
+class LogConfig:
+    """Structured logging."""
+
+    level: str = "INFO"
+    format: str = "json"  # "json" | "text"
+
+
+@dataclass
+class Config:
+    """The whole application configuration."""
+
+    data_dir: str = ""
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as a path."""
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @property
+    def store_url(self) -> str:
+        """The call store URL, defaulting to a SQLite file in the data dir."""
+        return self.store.url or f"sqlite:///{self.data_path / 'calls.db'}"
+
+    @property
+    def cache_path(self) -> Path:
+        """Where converted models and indexes are cached."""
+        return self.data_path / "cache"
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert a TOML/env/CLI value to the field's declared type."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (item_type,) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item_type, where) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ in (int, float):
+        try:
+            return typ(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        return str(value)
+    return value
+
+
+def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in names:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(names))})")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}: expected a table of settings")
+            _apply(current, value, f"{where}.{key}")
+        else:
+            setattr(obj, name, _coerce(value, hints[name], f"{where}.{key}"))
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return values
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``section.field=value`` strings into a nested mapping."""
+    values: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.field=value")
+        key, value = item.split("=", 1)
+        node = values
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return values
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the configuration from defaults, file, environment and overrides."""
+    env = os.environ if env is None else env
+    config = Config()
+    file_path = path or env.get(CONFIG_ENV)
+    if file_path:
+        p = Path(file_path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        _apply(config, data, str(p))
+    _apply(config, _env_values(env), "environment")
+    if overrides:
+        _apply(config, overrides, "command line")
+    return config
