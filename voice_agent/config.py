@@ -79,6 +79,27 @@ class LogConfig:
 
 
 @dataclass
+class DialogConfig:
+    """The dialog brain: knowledge base, generation, sentiment, policy, redaction."""
+
+    kb_dir: str = ""  # empty: the example KB shipped in examples/kb
+
+
+@dataclass
+class TtsConfig:
+    """Text to speech."""
+
+    backend: str = "hibari"
+
+
+@dataclass
+class SipConfig:
+    """SIP user agent and trunks."""
+
+    listen: str = "127.0.0.1:5060"
+
+
+@dataclass
 class Config:
     """The whole application configuration."""
 
@@ -86,6 +107,9 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    dialog: DialogConfig = field(default_factory=DialogConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
