@@ -24,6 +24,19 @@ class UserError(Exception):
     """An error caused by input or environment, printed as one clear line (exit 2)."""
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Every package's base error: shown as one line, never a traceback."""
+    found: list[type[BaseException]] = [UserError, ConfigError]
+    for module, name in (("asr.errors", "AsrError"), ("dialog.errors", "DialogError"),
+                         ("tts.errors", "TtsError"), ("telephony.errors", "TelephonyError"),
+                         ("voice_agent.store", "StoreError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -64,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.log.level, config.log.format)
     try:
         return int(args.func(args, config) or 0)
-    except (UserError, ConfigError) as exc:
+    except user_errors() as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

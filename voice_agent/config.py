@@ -19,6 +19,7 @@ from typing import Any
 
 ENV_PREFIX = "VOICE_AGENT_"
 CONFIG_ENV = "VOICE_AGENT_CONFIG"
+HOME_ENV = "VOICE_AGENT_HOME"  # the data dir; read by default_data_dir()
 
 
 class ConfigError(ValueError):
@@ -27,7 +28,7 @@ class ConfigError(ValueError):
 
 def default_data_dir() -> Path:
     """Where the call store, caches and recordings live unless configured."""
-    env = os.environ.get("VOICE_AGENT_HOME")
+    env = os.environ.get(HOME_ENV)
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_DATA_HOME")
@@ -176,7 +177,7 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in env.items():
-        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+        if not key.startswith(ENV_PREFIX) or key in (CONFIG_ENV, HOME_ENV):
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
         node = values
