@@ -248,7 +248,7 @@ class Transcriber:
             language=language,
             model=self.model_name,
             segments=_drop_duplicates(segments),
-            channels=max(1, channels),
+            channels=max(1, len(buffers)),
         )
 
     _last_language: str = ""

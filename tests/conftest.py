@@ -1,0 +1,61 @@
+"""Shared test fixtures: generated audio, the shared recordings, and models loaded once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "fixtures"
+sys.path.insert(0, str(ROOT))
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a peer or fixture is missing, but fail under CI=true where everything must run."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """../shared/fixtures (real recordings)."""
+    need(SHARED.is_dir(), f"{SHARED} is absent (shared fixtures live beside the repository)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def generated() -> tuple[Path, dict[str, Any]]:
+    """The project's own espeak-ng/sox fixtures: (directory, manifest)."""
+    from audio_fixtures.make_fixtures import DEFAULT_OUT, FixtureError, ensure_fixtures
+
+    try:
+        manifest = ensure_fixtures(DEFAULT_OUT)
+    except FixtureError as exc:
+        need(False, str(exc))
+        raise
+    return DEFAULT_OUT, manifest
+
+
+@pytest.fixture(scope="session")
+def transcriber() -> Any:
+    """Whisper tiny.en loaded once for the whole session."""
+    from asr import Transcriber
+
+    return Transcriber("whisper-tiny.en")
+
+
+@pytest.fixture()
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data directory for the store and caches."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VOICE_AGENT_HOME", str(home))
+    return home
