@@ -9,7 +9,7 @@ FORMATS = ("json", "txt", "srt", "vtt")
 
 
 def _clock(seconds: float, sep: str) -> str:
-    ms = int(round(max(seconds, 0.0) * 1000))
+    ms = round(max(seconds, 0.0) * 1000)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)

@@ -69,7 +69,7 @@ def _run(cmd: list[str]) -> None:
         raise FixtureError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
 
 
-def speak(text: str, voice: str = "en-us", speed: int = 150, pitch: int = 50) -> np.ndarray:
+def speak(text: str, voice: str = "en-us", speed: int = 140, pitch: int = 50) -> np.ndarray:
     """espeak-ng speech as float32 mono at 16 kHz, with leading/trailing silence trimmed."""
     _need("espeak-ng")
     _need("sox")
@@ -194,11 +194,11 @@ def build(out: Path) -> dict[str, Any]:
     turns = []
     t = 0.5
     for agent, caller in zip(AGENT_LINES, CALLER_LINES, strict=True):
-        a = speak(agent, voice="en-gb", speed=160, pitch=40) * 0.7
+        a = speak(agent, voice="en-gb", speed=140, pitch=40) * 0.7
         right.append((t, a))
         turns.append({"speaker": "agent", "channel": 1, "start": round(t, 3), "text": agent})
         t += len(a) / SR + 0.8
-        c = speak(caller, voice="en-us", speed=150, pitch=60) * 0.7
+        c = speak(caller, voice="en-us", speed=140, pitch=60) * 0.7
         left.append((t, c))
         turns.append({"speaker": "caller", "channel": 0, "start": round(t, 3), "text": caller})
         t += len(c) / SR + 0.8

@@ -221,6 +221,8 @@ def load_config(
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
         _apply(config, data, str(p))
     _apply(config, _env_values(env), "environment")
+    if not config.data_dir and env.get(HOME_ENV):
+        config.data_dir = env[HOME_ENV]
     if overrides:
         _apply(config, overrides, "command line")
     return config

@@ -11,7 +11,7 @@ from voice_agent.config import Config
 from voice_agent.store import CallStore
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the calls subcommand."""
     p = sub.add_parser("calls", help="list calls and show their transcripts")
     calls_sub = p.add_subparsers(dest="calls_command", metavar="ACTION")

@@ -8,7 +8,7 @@ from asr.models import available_models
 from voice_agent.config import Config
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the models subcommand."""
     p = sub.add_parser("models", help="list the speech models installed on this machine")
     p.set_defaults(func=run)

@@ -21,7 +21,7 @@ from voice_agent.store import CallStore
 log = logging.getLogger("voice_agent.transcribe")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the transcribe subcommand."""
     p = sub.add_parser("transcribe", help="transcribe recorded calls (files or directories)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (recursive)")
