@@ -128,7 +128,7 @@ class FasterWhisperBackend:
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt,
             vad_filter=False,
-            # Without words, let Whisper's timestamp tokens split each window into segments.
+            # Word timings split the windows into segments, so timestamp tokens are not needed.
             without_timestamps=options.word_timestamps,
             clip_timestamps=[{"start": a, "end": b} for a, b in windows],
         )
