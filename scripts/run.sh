@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec .venv/bin/voice-agent --log-format text transcribe --format txt audio_fixtures/samples/ "$@"
+exec .venv/bin/voice-agent --log-level WARNING transcribe --format txt audio_fixtures/samples/support_call_ulaw8k.wav "$@"
