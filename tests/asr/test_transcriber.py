@@ -141,3 +141,28 @@ def test_cuda_unavailable_is_clear() -> None:
 
     with pytest.raises(AsrError, match="no CUDA device"):
         Transcriber("whisper-tiny.en", device="cuda")
+
+
+def test_long_file_memory_is_bounded(transcriber: Transcriber, generated: Gen, tmp_path: Path) -> None:
+    """A 20-minute recording is decoded block by block: peak memory stays far below the file's size."""
+    import tracemalloc
+
+    from audio_fixtures.make_fixtures import write_wav
+
+    speech = load_audio(generated[0] / "utt_cancel.wav")[0]
+    minutes = 20
+    audio = np.zeros(16000 * 60 * minutes, np.float32)
+    starts = [60 * m + 10 for m in range(0, minutes, 5)]
+    for s in starts:
+        audio[s * 16000 : s * 16000 + len(speech)] = speech
+    path = tmp_path / "long.wav"
+    write_wav(path, audio)
+    whole_bytes = audio.nbytes  # 77 MB as float32
+    del audio
+    tracemalloc.start()
+    t = transcriber.transcribe(path, block_seconds=60.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < whole_bytes * 0.45, f"peak {peak / 1e6:.1f} MB"
+    assert [round(s.start) for s in t.segments] == starts
+    assert abs(t.duration - 60 * minutes) < 0.1
