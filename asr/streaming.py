@@ -90,7 +90,7 @@ class EndpointSettings:
     silence_ms: int = 500  # the default end-of-turn silence
     complete_silence_ms: int = 300  # the transcript ends a sentence: answer sooner
     hesitant_silence_ms: int = 1000  # trailing "and", "so", "um": wait longer
-    pause_ms: int = 200  # start speculative transcription after this much silence
+    pause_ms: int = 100  # start speculative transcription after this much silence
     max_turn_s: float = 30.0
 
 

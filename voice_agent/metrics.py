@@ -1,0 +1,20 @@
+"""Prometheus metrics for live calls (exposed by `voice-agent serve` at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
+
+VOICE_TO_VOICE = Histogram(
+    "voice_agent_voice_to_voice_seconds", "End of caller speech to first agent audio frame out",
+    buckets=_LATENCY_BUCKETS)
+ASR_FINAL = Histogram(
+    "voice_agent_asr_final_seconds", "End of caller speech to final transcript", buckets=_LATENCY_BUCKETS)
+LLM_FIRST_TOKEN = Histogram(
+    "voice_agent_llm_first_token_seconds", "Final transcript to first reply token", buckets=_LATENCY_BUCKETS)
+TTS_FIRST_AUDIO = Histogram(
+    "voice_agent_tts_first_audio_seconds", "First reply token to first synthesized audio", buckets=_LATENCY_BUCKETS)
+CALLS = Counter("voice_agent_calls_total", "Calls ended, by outcome", ["outcome"])
+EVENTS = Counter("voice_agent_call_events_total", "Call events (barge_in, transfer, reprompt, hangup...)", ["type"])
+ACTIVE_CALLS = Gauge("voice_agent_active_calls", "Calls in progress")

@@ -1,0 +1,657 @@
+"""One live call: caller audio in, VAD + endpointing + ASR -> dialog -> TTS -> agent audio out.
+
+The session is driven by the caller's 20 ms frames: each frame in is one tick,
+and each tick sends exactly one agent frame (speech or silence), so both sides
+of the recording are aligned by construction and every timestamp is "line
+time" (ticks x 20 ms). Model work runs in an executor or in its own tasks; the
+tick loop never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+import wave
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad, UtteranceRecognizer
+from voice_agent.logs import call_id_var, log_event
+from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome, Voice
+
+log = logging.getLogger("voice_agent.session")
+
+FRAME_S = 0.02
+ASR_RATE = 16000
+# Short acknowledgements and noises that must not interrupt the agent.
+BACKCHANNEL = {
+    "uh-huh", "uh huh", "mm-hmm", "mm hmm", "mhm", "hmm", "mm", "okay", "ok", "yeah", "yes", "yep", "right",
+    "sure", "uh", "um", "ah", "oh", "i see", "alright", "all right", "got it", "cool", "", "you", "thank you",
+}
+
+
+@dataclass
+class SessionSettings:
+    """Behaviour of a call (times in seconds)."""
+
+    reprompt_after_s: float = 8.0
+    max_reprompts: int = 2
+    max_call_s: float = 900.0
+    barge_in_ms: int = 300
+    merge_window_s: float = 1.5  # a fragment this soon after a turn joins it
+    filler_after_s: float = 0.9  # say a short acknowledgement if the answer is not ready by then
+    echo_residual: float = 0.35  # caller audio explained by the agent's echo below this ratio
+    asr_beam: int = 1
+    partial_every_s: float = 1.0  # re-decode the growing turn for live captions
+    reprompt_text: str = "Are you still there? How can I help you?"
+    hangup_text: str = "I can't hear anything, so I'll end the call now. Please call back any time. Goodbye."
+    transfer_text: str = "I'm transferring you to a colleague now. Please hold for a moment."
+    max_call_text: str = "We have reached the time limit for this call. Thank you for calling, goodbye."
+    fillers: tuple[str, ...] = ("Okay.", "Sure.", "Right.")
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+
+
+@dataclass
+class TurnRecord:
+    """One exchange with its timestamps (line time, seconds) and latency."""
+
+    index: int
+    caller_text: str = ""
+    agent_text: str = ""
+    sentiment: str = ""
+    sentiment_score: float = 0.0
+    end_of_speech: float | None = None
+    asr_final: float | None = None
+    llm_first_token: float | None = None
+    tts_first_audio: float | None = None
+    first_audio_out: float | None = None
+    voice_to_voice_ms: float | None = None
+    interrupted: bool = False
+    intent: str = ""
+    filler: bool = False  # a short acknowledgement went out before the answer was ready
+
+
+@dataclass
+class CallResult:
+    """Everything a call produced."""
+
+    call_id: str
+    outcome: str
+    duration: float
+    turns: list[TurnRecord]
+    events: list[dict[str, Any]]
+    transcript: list[dict[str, Any]]
+    sentiment_timeline: list[dict[str, Any]]
+    recording: str | None
+    transfer: dict[str, Any] | None = None
+
+    def report(self) -> dict[str, Any]:
+        """The JSON report of the call."""
+        lat = [t.voice_to_voice_ms for t in self.turns if t.voice_to_voice_ms is not None]
+        return {
+            "call_id": self.call_id,
+            "turns": [asdict(t) for t in self.turns],
+            "events": self.events,
+            "transcript": self.transcript,
+            "sentiment_timeline": self.sentiment_timeline,
+            "summary": {
+                "outcome": self.outcome,
+                "duration_s": round(self.duration, 2),
+                "turns": len(self.turns),
+                "p50_voice_to_voice_ms": _pct(lat, 50),
+                "p95_voice_to_voice_ms": _pct(lat, 95),
+                "transfer": self.transfer,
+            },
+            "recording": self.recording,
+        }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+class Resampler:
+    """Stateful resampling of a stream of frames (no clicks at frame edges)."""
+
+    def __init__(self, src: int, dst: int) -> None:
+        self.src, self.dst = src, dst
+        self._r: Any = None
+        if src != dst:
+            import av
+
+            self._r = av.AudioResampler(format="flt", layout="mono", rate=dst)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self._r is None:
+            return frame.astype(np.float32, copy=False)
+        import av
+
+        f = av.AudioFrame.from_ndarray(frame.astype(np.float32)[np.newaxis, :], format="flt", layout="mono")
+        f.sample_rate = self.src
+        out = [o.to_ndarray().reshape(-1) for o in self._r.resample(f)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class Playout:
+    """Agent audio waiting to go out, in 20 ms frames; can pause, resume and flush."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.n = int(rate * FRAME_S)
+        self._frames: deque[np.ndarray] = deque()
+        self._rest = np.zeros(0, np.float32)
+        self.paused = False
+
+    def put(self, audio: np.ndarray) -> None:
+        """Queue audio (any length)."""
+        data = np.concatenate([self._rest, audio.astype(np.float32, copy=False)])
+        whole = len(data) // self.n
+        for i in range(whole):
+            self._frames.append(data[i * self.n : (i + 1) * self.n])
+        self._rest = data[whole * self.n :]
+
+    def flush_tail(self) -> None:
+        """Pad and queue the last partial frame."""
+        if len(self._rest):
+            self._frames.append(np.concatenate([self._rest, np.zeros(self.n - len(self._rest), np.float32)]))
+            self._rest = np.zeros(0, np.float32)
+
+    def next(self) -> np.ndarray | None:
+        """The next frame to send, or None for silence."""
+        if self.paused or not self._frames:
+            return None
+        return self._frames.popleft()
+
+    def clear(self) -> int:
+        """Drop everything queued; returns the frames dropped."""
+        dropped = len(self._frames)
+        self._frames.clear()
+        self._rest = np.zeros(0, np.float32)
+        self.paused = False
+        return dropped
+
+    @property
+    def pending(self) -> bool:
+        """Whether audio is waiting (paused or not)."""
+        return bool(self._frames) or bool(len(self._rest))
+
+
+class EchoGuard:
+    """Tells the caller's voice from the agent's own voice coming back on the line."""
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self.ref = np.zeros(int(ASR_RATE * seconds), np.float32)
+
+    def push(self, agent16: np.ndarray) -> None:
+        """Remember what the agent just sent (16 kHz)."""
+        n = len(agent16)
+        if n:
+            self.ref = np.roll(self.ref, -n)
+            self.ref[-n:] = agent16
+
+    def residual(self, caller16: np.ndarray, max_delay_s: float = 0.6) -> float:
+        """Energy of the caller audio not explained by a delayed, scaled copy of the agent (0..1)."""
+        x = caller16.astype(np.float64)
+        ex = float(np.dot(x, x))
+        if ex < 1e-9:
+            return 1.0
+        n = len(x)
+        span = self.ref[-(n + int(max_delay_s * ASR_RATE)) :].astype(np.float64)
+        if float(np.dot(span, span)) < 1e-9:
+            return 1.0
+        # Cross-correlation by FFT over all delays; best least-squares gain at each.
+        size = 1 << int(np.ceil(np.log2(len(span) + n)))
+        corr = np.fft.irfft(np.fft.rfft(span, size) * np.conj(np.fft.rfft(x, size)), size)[: len(span) - n + 1]
+        energy = np.convolve(span**2, np.ones(n), mode="valid")
+        energy = np.maximum(energy, 1e-9)
+        explained = corr**2 / energy
+        return float(max(0.0, 1.0 - explained.max() / ex))
+
+
+class CallSession:
+    """Runs one call from start to end."""
+
+    def __init__(
+        self,
+        recognizer: UtteranceRecognizer,
+        brain: Brain,
+        voice: Voice,
+        rate: int,
+        *,
+        settings: SessionSettings | None = None,
+        executor: Executor | None = None,
+        call_id: str | None = None,
+        recording_path: Path | None = None,
+        on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.brain = brain
+        self.voice = voice
+        self.rate = rate
+        self.s = settings or SessionSettings()
+        self.executor = executor
+        self.call_id = call_id or uuid.uuid4().hex[:16]
+        self.recording_path = recording_path
+        self.on_event = on_event
+        self.busy = 0  # model work in flight: simulated sources pace in real time while > 0
+        self.tick = 0
+        self.turns: list[TurnRecord] = []
+        self.events: list[dict[str, Any]] = []
+        self.transcript: list[dict[str, Any]] = []
+        self.timeline: list[dict[str, Any]] = []
+        self.outcome = ""
+        self.transfer: dict[str, Any] | None = None
+        self._vad = StreamingVad()
+        self._ep = Endpointer(self.s.endpoint)
+        self._to16 = Resampler(rate, ASR_RATE)
+        self._agent16 = Resampler(rate, ASR_RATE)
+        self._playout = Playout(rate)
+        self._echo = EchoGuard()
+        self._turn_audio: list[np.ndarray] = []
+        self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before speech start
+        self._spec: asyncio.Task[Recognition] | None = None
+        self._reply_task: asyncio.Task[None] | None = None
+        self._pending_text = ""  # caller text of the reply in progress (for merging)
+        self._reply_started_audio = False
+        self._last_turn_end = -1e9
+        self._last_activity = 0.0
+        self._reprompts = 0
+        self._ending = False
+        self._barge_check: asyncio.Task[None] | None = None
+        self._agent_speaking_since: float | None = None
+        self._current_turn: TurnRecord | None = None
+        self._agent_segment_start: float | None = None
+        self._agent_text_parts: list[str] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._partial: asyncio.Task[Any] | None = None
+        self._partial_at = 0.0
+
+    # ---- time and events -------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Line time in seconds."""
+        return self.tick * FRAME_S
+
+    def _event(self, kind: str, **data: Any) -> None:
+        item = {"t": round(self.now, 3), "type": kind, **data}
+        self.events.append(item)
+        log_event(log, kind, call_id=self.call_id, t=item["t"], **{k: v for k, v in data.items() if k != "summary"})
+        if self.on_event is not None:
+            result = self.on_event(item)
+            if asyncio.iscoroutine(result):
+                self._spawn(result)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run background work owned by this call (kept referenced, cancelled at the end)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self.busy -= 1
+
+    # ---- main loop --------------------------------------------------------------------
+    async def run(
+        self, source: AsyncIterator[np.ndarray], sink: Callable[[np.ndarray], Awaitable[None]]
+    ) -> CallResult:
+        """Converse until hang-up, transfer, time limit or the end of the caller's audio."""
+        call_id_var.set(self.call_id)
+        wav = self._open_recording()
+        self._event("call_start", rate=self.rate)
+        await self._say_prompt(self.brain.greeting(), kind="greeting")
+        silence = np.zeros(self._playout.n, np.float32)
+        try:
+            async for frame in source:
+                self.tick += 1
+                agent = self._playout.next()
+                out = silence if agent is None else agent
+                await sink(out)
+                self._on_agent_frame(out, agent is not None)
+                if wav is not None:
+                    _write_stereo(wav, frame, out)
+                self._on_caller_frame(frame)
+                if self._ending and not self._playout.pending and not self._reply_running() and not self._tasks:
+                    break
+                self._timers()
+        finally:
+            for task in (self._reply_task, self._spec, self._barge_check, *self._tasks):
+                if task is not None and not task.done():
+                    task.cancel()
+            if wav is not None:
+                wav.close()
+        if not self.outcome:
+            answered = any(t.agent_text for t in self.turns)
+            self.outcome = "resolved" if answered else "abandoned"
+        self._event("call_end", outcome=self.outcome)
+        return CallResult(self.call_id, self.outcome, self.now, self.turns, self.events, self.transcript,
+                          self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer)
+
+    def _reply_running(self) -> bool:
+        return self._reply_task is not None and not self._reply_task.done()
+
+    def _open_recording(self) -> wave.Wave_write | None:
+        if self.recording_path is None:
+            return None
+        self.recording_path.parent.mkdir(parents=True, exist_ok=True)
+        w = wave.open(str(self.recording_path), "wb")
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(self.rate)
+        return w
+
+    # ---- agent side -------------------------------------------------------------------
+    def _on_agent_frame(self, frame: np.ndarray, speaking: bool) -> None:
+        self._echo.push(self._agent16(frame))
+        if speaking:
+            self._last_activity = self.now
+            if self._agent_speaking_since is None:
+                self._agent_speaking_since = self.now
+                self._agent_segment_start = self.now - FRAME_S
+            turn = self._current_turn
+            if turn is not None and turn.first_audio_out is None and self._reply_started_audio:
+                turn.first_audio_out = self.now - FRAME_S
+                if turn.end_of_speech is not None:
+                    turn.voice_to_voice_ms = round((turn.first_audio_out - turn.end_of_speech) * 1000, 1)
+                    _observe_latency(turn)
+        elif self._agent_speaking_since is not None and not self._playout.pending:
+            self._agent_speaking_since = None
+            self._close_agent_segment()
+
+    def _close_agent_segment(self) -> None:
+        text = " ".join(p for p in self._agent_text_parts if p).strip()
+        if self._agent_segment_start is not None and text:
+            self.transcript.append({"speaker": "agent", "start": round(self._agent_segment_start, 3),
+                                    "end": round(self.now, 3), "text": text})
+        self._agent_text_parts = []
+        self._agent_segment_start = None
+
+    async def _say_prompt(self, text: str, kind: str) -> None:
+        audio = await self._voice_prompt(text)
+        self._agent_text_parts.append(text)
+        self._playout.put(audio)
+        self._playout.flush_tail()
+        self._event(kind, text=text)
+
+    async def _voice_prompt(self, text: str) -> np.ndarray:
+        self.busy += 1
+        try:
+            return await self.voice.prompt(text, self.rate)
+        finally:
+            self.busy -= 1
+
+    # ---- caller side ------------------------------------------------------------------
+    def _on_caller_frame(self, frame: np.ndarray) -> None:
+        audio16 = self._to16(frame)
+        if self._ep.in_turn:
+            self._turn_audio.append(audio16)
+        else:
+            self._preroll.append(audio16)
+        for prob in self._vad.feed(audio16):
+            self._on_vad(self._ep.feed(prob))
+
+    def _maybe_partial(self) -> None:
+        """Re-decode the growing turn for live captions, one decode at a time."""
+        if self._partial is not None or self._ep.silence_ms > 0:
+            return
+        heard = sum(len(a) for a in self._turn_audio) / ASR_RATE
+        if heard - self._partial_at < self.s.partial_every_s:
+            return
+        self._partial_at = heard
+        self._partial = self._spawn(self._run_partial(self._speech()))
+
+    async def _run_partial(self, audio: np.ndarray) -> None:
+        try:
+            rec: Recognition = await self._in_executor(self.recognizer.recognize, audio, 1)
+            if rec.text and self._ep.in_turn:
+                self._ep.hint = rec.text
+                self._event("partial", text=rec.text)
+        finally:
+            self._partial = None
+
+    def _on_vad(self, ev: Event) -> None:
+        if ev is Event.NONE:
+            if self._ep.in_turn and self.s.partial_every_s > 0:
+                self._maybe_partial()
+            if self._ep.in_turn and self._playout.pending and not self._playout.paused:
+                self._maybe_barge_in()
+            return
+        if ev is Event.SPEECH_START:
+            self._partial_at = 0.0
+            self._turn_audio = list(self._preroll)
+            self._preroll.clear()
+            self._last_activity = self.now
+            if self._playout.pending:
+                self._maybe_barge_in()
+            elif self._reply_running() and not self._reply_started_audio \
+                    and self.now - self._last_turn_end < self.s.merge_window_s:
+                # The caller goes on after a short pause: answer both fragments together.
+                self._cancel_reply(merge=True)
+        elif ev is Event.PAUSE:
+            self._start_speculative()
+        elif ev is Event.RESUME:
+            self._drop_speculative()
+        elif ev is Event.TURN_END:
+            self._on_turn_end()
+
+    def _speech(self) -> np.ndarray:
+        return np.concatenate(self._turn_audio) if self._turn_audio else np.zeros(0, np.float32)
+
+    def _start_speculative(self) -> None:
+        """Transcribe during the pause so the final text is ready when the turn ends."""
+        if self._playout.pending and not self._playout.paused:
+            return
+        audio = self._speech()
+        self._spec = asyncio.ensure_future(self._in_executor(self.recognizer.recognize, audio, self.s.asr_beam))
+        self._spec.add_done_callback(self._hint_from_spec)
+
+    def _hint_from_spec(self, task: asyncio.Task[Recognition]) -> None:
+        if not task.cancelled() and task.exception() is None and self._ep.in_turn:
+            self._ep.hint = task.result().text
+
+    def _drop_speculative(self) -> None:
+        if self._spec is not None and not self._spec.done():
+            self._spec.cancel()
+        self._spec = None
+
+    def _on_turn_end(self) -> None:
+        audio = self._speech()
+        self._turn_audio = []
+        self._ep.hint = ""
+        if self._playout.pending and not self._playout.paused:
+            return  # the agent kept the floor: this was echo or a backchannel
+        # Speech really ended one end-of-turn silence ago.
+        end_of_speech = self.now - self._ep.silence_ms / 1000
+        # A speculative decode still alive covers all the speech: a RESUME would have dropped it.
+        spec, self._spec = self._spec, None
+        self._last_turn_end = self.now
+        self._reply_task = asyncio.ensure_future(self._respond(audio, end_of_speech, spec))
+
+    # ---- barge-in ---------------------------------------------------------------------
+    def _maybe_barge_in(self) -> None:
+        if self._ep.speech_ms < self.s.barge_in_ms or self._barge_check is not None:
+            return
+        recent = self._speech()[-int(ASR_RATE * self.s.barge_in_ms / 1000) :]
+        residual = self._echo.residual(recent)
+        if residual < self.s.echo_residual:
+            return  # the agent hearing itself
+        # Stop talking now; confirm with ASR that the caller said words, else resume.
+        self._playout.paused = True
+        self._event("barge_in_candidate", residual=round(residual, 2))
+        self._barge_check = asyncio.ensure_future(self._confirm_barge_in())
+
+    async def _confirm_barge_in(self) -> None:
+        try:
+            rec: Recognition = await self._in_executor(self.recognizer.recognize, self._speech(), 1)
+            words = re.sub(r"[^a-z' -]", "", rec.text.lower()).strip()
+            if words in BACKCHANNEL or len(words.split()) < 1:
+                self._playout.paused = False
+                self._event("barge_in_ignored", text=rec.text)
+                return
+            dropped = self._playout.clear()
+            self._cancel_reply(merge=False)
+            if self._current_turn is not None:
+                self._current_turn.interrupted = True
+            self._close_agent_segment()
+            self._agent_speaking_since = None
+            self._event("barge_in", text=rec.text, dropped_ms=dropped * 20)
+        finally:
+            self._barge_check = None
+
+    def _cancel_reply(self, merge: bool) -> None:
+        if self._reply_running():
+            assert self._reply_task is not None
+            self._reply_task.cancel()
+            if merge:
+                self.brain.retract()
+                self._event("turn_merged", text=self._pending_text)
+            else:
+                self._pending_text = ""
+        self._reply_task = None
+
+    # ---- one reply --------------------------------------------------------------------
+    async def _respond(self, audio: np.ndarray, end_of_speech: float, spec: asyncio.Task[Recognition] | None) -> None:
+        rec: Recognition | None = None
+        if spec is not None:
+            try:
+                rec = await spec
+            except (asyncio.CancelledError, Exception):  # fall back to a fresh decode
+                rec = None
+        if rec is None:
+            rec = await self._in_executor(self.recognizer.recognize, audio, self.s.asr_beam)
+        text = rec.text.strip()
+        if not text:
+            return  # VAD heard something but there were no words: invent nothing
+        merged = self._pending_text
+        if merged:
+            text = f"{merged} {text}"
+        self._pending_text = text
+        turn = TurnRecord(index=len(self.turns), caller_text=text, end_of_speech=round(end_of_speech, 3),
+                          asr_final=round(self.now, 3))
+        if merged and self.turns and self.turns[-1].agent_text == "":
+            self.turns.pop()
+            self.transcript = [t for t in self.transcript
+                               if not (t["speaker"] == "caller" and t.get("turn") == turn.index)]
+        self.turns.append(turn)
+        self._current_turn = turn
+        self._reply_started_audio = False
+        start = max(0.0, end_of_speech - len(audio) / ASR_RATE)
+        self.transcript.append({"speaker": "caller", "start": round(start, 3), "end": round(end_of_speech, 3),
+                                "text": text, "turn": turn.index})
+        self._event("caller_turn", text=text)
+        self._reprompts = 0
+        filler = asyncio.ensure_future(self._filler_later(turn))
+        self.busy += 1
+        try:
+            reply: Reply = await self.brain.respond(TurnInput(text=text, audio=audio))
+            parts: list[str] = []
+
+            async def tokens() -> AsyncIterator[str]:
+                async for chunk in reply.stream():
+                    if turn.llm_first_token is None:
+                        turn.llm_first_token = round(self.now, 3)
+                    parts.append(chunk)
+                    yield chunk
+
+            async for pcm in self.voice.speak(tokens(), self.rate):
+                if turn.tts_first_audio is None:
+                    turn.tts_first_audio = round(self.now, 3)
+                    filler.cancel()
+                self._reply_started_audio = True
+                self._pending_text = ""
+                self._playout.put(pcm)
+            self._playout.flush_tail()
+            outcome: TurnOutcome = await reply.outcome()
+        finally:
+            self.busy -= 1
+            filler.cancel()
+        turn.agent_text = "".join(parts).strip()
+        self._agent_text_parts.append(turn.agent_text)
+        turn.sentiment, turn.sentiment_score, turn.intent = outcome.sentiment, outcome.sentiment_score, outcome.intent
+        self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
+                              "score": outcome.sentiment_score, "mood": outcome.mood})
+        self._pending_text = ""
+        if outcome.escalate:
+            self.transfer = {"reason": outcome.reason, "summary": outcome.summary}
+            self._event("transfer", reason=outcome.reason, summary=outcome.summary)
+            await self._say_prompt(self.s.transfer_text, kind="transfer_message")
+            self.outcome = "transferred"
+            self._ending = True
+        elif outcome.hangup:
+            self._event("hangup", reason=outcome.intent or "goodbye")
+            self.outcome = "resolved"
+            self._ending = True
+
+    async def _filler_later(self, turn: TurnRecord) -> None:
+        """A short acknowledgement when the answer is slow, so the line is never dead."""
+        await asyncio.sleep(0)
+        deadline = (turn.end_of_speech or self.now) + self.s.filler_after_s
+        while self.now < deadline:
+            await asyncio.sleep(0.01)
+        if turn.tts_first_audio is None and not self._playout.pending:
+            text = self.s.fillers[turn.index % len(self.s.fillers)]
+            audio = await self._voice_prompt(text)
+            if turn.tts_first_audio is None:
+                self._reply_started_audio = True
+                turn.filler = True
+                self._playout.put(audio)
+                self._event("filler", text=text)
+
+    # ---- timers -----------------------------------------------------------------------
+    def _timers(self) -> None:
+        if self._ending:
+            return
+        if self.now >= self.s.max_call_s:
+            self._event("max_call_length")
+            self.outcome = self.outcome or "resolved"
+            self._ending = True
+            self._spawn(self._say_prompt(self.s.max_call_text, kind="goodbye"))
+            return
+        quiet = not self._ep.in_turn and not self._playout.pending and not self._reply_running()
+        if quiet and self.now - self._last_activity >= self.s.reprompt_after_s:
+            self._last_activity = self.now
+            if self._reprompts >= self.s.max_reprompts:
+                self._event("hangup", reason="silence")
+                self.outcome = "abandoned" if not any(t.agent_text for t in self.turns) else "resolved"
+                self._ending = True
+                self._spawn(self._say_prompt(self.s.hangup_text, kind="goodbye"))
+            else:
+                self._reprompts += 1
+                self._event("reprompt", count=self._reprompts)
+                self._spawn(self._say_prompt(self.s.reprompt_text, kind="reprompt_message"))
+
+
+def _write_stereo(wav: wave.Wave_write, caller: np.ndarray, agent: np.ndarray) -> None:
+    n = min(len(caller), len(agent))
+    stereo = np.empty((n, 2), np.float32)
+    stereo[:, 0] = caller[:n]
+    stereo[:, 1] = agent[:n]
+    wav.writeframes((np.clip(stereo, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def _observe_latency(turn: TurnRecord) -> None:
+    from voice_agent import metrics
+
+    if turn.voice_to_voice_ms is not None:
+        metrics.VOICE_TO_VOICE.observe(turn.voice_to_voice_ms / 1000)
+    if turn.asr_final is not None and turn.end_of_speech is not None:
+        metrics.ASR_FINAL.observe(max(0.0, turn.asr_final - turn.end_of_speech))
+    if turn.llm_first_token is not None and turn.asr_final is not None:
+        metrics.LLM_FIRST_TOKEN.observe(max(0.0, turn.llm_first_token - turn.asr_final))
+    if turn.tts_first_audio is not None and turn.llm_first_token is not None:
+        metrics.TTS_FIRST_AUDIO.observe(max(0.0, turn.tts_first_audio - turn.llm_first_token))
+
+
+__all__ = ["CallResult", "CallSession", "SessionSettings", "TurnRecord"]
