@@ -124,6 +124,11 @@ class Config:
         return self.store.url or f"sqlite:///{self.data_path / 'calls.db'}"
 
     @property
+    def recordings_path(self) -> Path:
+        """Where call recordings are written."""
+        return Path(self.store.recordings_dir) if self.store.recordings_dir else self.data_path / "recordings"
+
+    @property
     def cache_path(self) -> Path:
         """Where converted models and indexes are cached."""
         return self.data_path / "cache"

@@ -231,6 +231,7 @@ class CallSession:
         call_id: str | None = None,
         recording_path: Path | None = None,
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+        outgoing: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.brain = brain
@@ -241,6 +242,7 @@ class CallSession:
         self.call_id = call_id or uuid.uuid4().hex[:16]
         self.recording_path = recording_path
         self.on_event = on_event
+        self.outgoing = outgoing  # what the line does to agent audio (G.711 in simulations)
         self.busy = 0  # model work in flight: simulated sources pace in real time while > 0
         self.tick = 0
         self.turns: list[TurnRecord] = []
@@ -273,6 +275,7 @@ class CallSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._partial: asyncio.Task[Any] | None = None
         self._partial_at = 0.0
+        self._speech_start_t = 0.0
 
     # ---- time and events -------------------------------------------------------------
     @property
@@ -318,6 +321,8 @@ class CallSession:
                 self.tick += 1
                 agent = self._playout.next()
                 out = silence if agent is None else agent
+                if self.outgoing is not None and agent is not None:
+                    out = self.outgoing(out)
                 await sink(out)
                 self._on_agent_frame(out, agent is not None)
                 if wav is not None:
@@ -338,6 +343,10 @@ class CallSession:
         self._event("call_end", outcome=self.outcome)
         return CallResult(self.call_id, self.outcome, self.now, self.turns, self.events, self.transcript,
                           self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer)
+
+    def holding_line(self) -> bool:
+        """Whether the agent still has something to say or compute."""
+        return self.busy > 0 or self._playout.pending or self._reply_running() or bool(self._tasks)
 
     def _reply_running(self) -> bool:
         return self._reply_task is not None and not self._reply_task.done()
@@ -430,6 +439,7 @@ class CallSession:
             return
         if ev is Event.SPEECH_START:
             self._partial_at = 0.0
+            self._speech_start_t = self.now
             self._turn_audio = list(self._preroll)
             self._preroll.clear()
             self._last_activity = self.now
@@ -502,11 +512,21 @@ class CallSession:
                 return
             dropped = self._playout.clear()
             self._cancel_reply(merge=False)
-            if self._current_turn is not None:
-                self._current_turn.interrupted = True
             self._close_agent_segment()
             self._agent_speaking_since = None
             self._event("barge_in", text=rec.text, dropped_ms=dropped * 20)
+            turn = self._current_turn
+            if turn is not None and self._speech_start_t - self._last_turn_end < self.s.merge_window_s:
+                # The caller only paused: their next words finish the same request.
+                self.brain.retract()
+                self._pending_text = turn.caller_text
+                self.turns = [t for t in self.turns if t is not turn]
+                self.transcript = [t for t in self.transcript
+                                   if not (t["speaker"] == "caller" and t.get("turn") == turn.index)]
+                self._current_turn = None
+                self._event("turn_merged", text=turn.caller_text)
+            elif turn is not None:
+                turn.interrupted = True
         finally:
             self._barge_check = None
 
@@ -537,13 +557,13 @@ class CallSession:
         merged = self._pending_text
         if merged:
             text = f"{merged} {text}"
+            if self.turns and self.turns[-1].agent_text == "" and self.turns[-1].caller_text == merged:
+                old = self.turns.pop()  # the fragment's unanswered turn becomes part of this one
+                self.transcript = [t for t in self.transcript
+                                   if not (t["speaker"] == "caller" and t.get("turn") == old.index)]
         self._pending_text = text
         turn = TurnRecord(index=len(self.turns), caller_text=text, end_of_speech=round(end_of_speech, 3),
                           asr_final=round(self.now, 3))
-        if merged and self.turns and self.turns[-1].agent_text == "":
-            self.turns.pop()
-            self.transcript = [t for t in self.transcript
-                               if not (t["speaker"] == "caller" and t.get("turn") == turn.index)]
         self.turns.append(turn)
         self._current_turn = turn
         self._reply_started_audio = False

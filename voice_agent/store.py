@@ -60,6 +60,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "live call turns and events",
+        """
+        CREATE TABLE turns (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            caller_text TEXT NOT NULL,
+            agent_text TEXT NOT NULL,
+            sentiment TEXT,
+            sentiment_score REAL,
+            voice_to_voice_ms REAL,
+            timings TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (call_id, idx)
+        );
+        CREATE TABLE events (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            t REAL NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (call_id, seq)
+        );
+        CREATE INDEX events_type ON events (type);
+        """,
+    ),
 ]
 
 
@@ -243,6 +269,47 @@ class CallStore:
         assignments = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction() as db:
             db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*fields.values(), call_id))
+
+    def add_turns(self, call_id: str, turns: Sequence[dict[str, Any]]) -> None:
+        """Store the turns of a live call (timings kept as JSON)."""
+        main = {"index", "caller_text", "agent_text", "sentiment", "sentiment_score", "voice_to_voice_ms"}
+        with self.transaction() as db:
+            for t in turns:
+                db.execute(
+                    "INSERT INTO turns (call_id, idx, caller_text, agent_text, sentiment, sentiment_score,"
+                    " voice_to_voice_ms, timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (call_id, int(t["index"]), t.get("caller_text", ""), t.get("agent_text", ""),
+                     t.get("sentiment"), t.get("sentiment_score"), t.get("voice_to_voice_ms"),
+                     json.dumps({k: v for k, v in t.items() if k not in main})),
+                )
+
+    def turns(self, call_id: str) -> list[dict[str, Any]]:
+        """The turns of a call in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
+        out = []
+        for r in rows:
+            item = {"index": r["idx"], "caller_text": r["caller_text"], "agent_text": r["agent_text"],
+                    "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
+                    "voice_to_voice_ms": r["voice_to_voice_ms"]}
+            item.update(json.loads(r["timings"]))
+            out.append(item)
+        return out
+
+    def add_events(self, call_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Store call events (barge_in, transfer, reprompt, hangup...)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE call_id = ?", (call_id,)).fetchone()
+            for i, e in enumerate(events, start=int(row[0])):
+                data = {k: v for k, v in e.items() if k not in ("t", "type")}
+                db.execute("INSERT INTO events (call_id, seq, t, type, data) VALUES (?, ?, ?, ?, ?)",
+                           (call_id, i, float(e.get("t", 0.0)), str(e["type"]), json.dumps(data)))
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        """The events of a call in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM events WHERE call_id = ? ORDER BY seq", (call_id,)).fetchall()
+        return [{"t": r["t"], "type": r["type"], **json.loads(r["data"])} for r in rows]
 
     @staticmethod
     def _record(row: sqlite3.Row) -> CallRecord:
