@@ -24,7 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "generated"
-VERSION = "3"  # bump when the generated set changes so stale caches are rebuilt
+VERSION = "4"  # bump when the generated set changes so stale caches are rebuilt
 
 # Call-centre phrases a caller and an agent would say.
 UTTERANCES: list[tuple[str, str]] = [
@@ -45,6 +45,19 @@ CALLER_LINES = [
     "Hello, my internet stopped working this morning.",
     "I live on Main Street near the station.",
     "Thank you, that is good to know.",
+]
+
+# A caller for whole simulated calls: questions the example knowledge base answers, an
+# angry turn, then a request for a human. Long gaps leave room for the agent's answers.
+CALLER_TURNS: list[tuple[str, float]] = [
+    ("Hi. What are your opening hours on Saturday?", 9.0),
+    ("How much does it cost to move my service to a new address?", 10.0),
+    ("This is ridiculous! My internet has been down for three days and nobody has fixed it!", 10.0),
+    ("I want to speak to a human agent please.", 8.0),
+]
+BARGE_IN_TURNS = [
+    "Can you tell me about your refund policy?",
+    "Sorry to interrupt, I only need to know how long a refund takes.",
 ]
 
 SR = 16000
@@ -212,6 +225,33 @@ def build(out: Path) -> dict[str, Any]:
               str(Path(tmp) / "s.wav")])
         shutil.copy(Path(tmp) / "s.wav", out / "stereo_call_ulaw8k.wav")
     files["stereo_call_ulaw8k.wav"] = dict(files["stereo_call.wav"])
+
+    # Whole simulated calls: a multi-turn caller (a voice unlike the agent's), a caller who
+    # talks over the agent, and callers who say nothing.
+    parts = []
+    t = 1.5
+    turn_meta = []
+    for text, gap in CALLER_TURNS:
+        a = speak(text, voice="en-us+m3", speed=140, pitch=35) * 0.8
+        parts.append((t, a))
+        turn_meta.append({"start": round(t, 3), "end": round(t + len(a) / SR, 3), "text": text})
+        t += len(a) / SR + gap
+    write_wav(out / "caller_multiturn.wav", _place(parts, t))
+    files["caller_multiturn.wav"] = {"kind": "caller", "turns": turn_meta,
+                                     "text": " ".join(x for x, _ in CALLER_TURNS)}
+    to_telephone(out / "caller_multiturn.wav", out / "caller_multiturn_ulaw8k.wav", "u-law")
+    files["caller_multiturn_ulaw8k.wav"] = dict(files["caller_multiturn.wav"])
+    q = speak(BARGE_IN_TURNS[0], voice="en-us+m3", speed=140, pitch=35) * 0.8
+    cut = speak(BARGE_IN_TURNS[1], voice="en-us+m3", speed=150, pitch=35) * 0.8
+    # The interruption comes 2.5 s after the question ends: the agent is mid-answer by then.
+    interrupt_at = 1.5 + len(q) / SR + 2.5
+    write_wav(out / "caller_bargein.wav", _place([(1.5, q), (interrupt_at, cut)], interrupt_at + len(cut) / SR + 10))
+    files["caller_bargein.wav"] = {"kind": "caller-bargein", "interrupt_at": round(interrupt_at, 3),
+                                   "text": " ".join(BARGE_IN_TURNS)}
+    write_wav(out / "caller_silent.wav", np.zeros(SR * 40, np.float32))
+    files["caller_silent.wav"] = {"kind": "caller-silent", "text": ""}
+    write_wav(out / "caller_noise.wav", (rng.standard_normal(SR * 40) * 0.05).astype(np.float32))
+    files["caller_noise.wav"] = {"kind": "caller-silent", "text": ""}
 
     # Things that must give zero segments.
     write_wav(out / "silence.wav", np.zeros(SR * 10, np.float32))
