@@ -116,4 +116,5 @@ class SentimentAnalyzer:
     def _from_probs(self, row: np.ndarray) -> Sentiment:
         labels = self.head.labels
         best = int(np.argmax(row))
-        return Sentiment(labels[best], float(row[best]), {label: float(p) for label, p in zip(labels, row, strict=True)})
+        probs = {label: float(p) for label, p in zip(labels, row, strict=True)}
+        return Sentiment(labels[best], float(row[best]), probs)

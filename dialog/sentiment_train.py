@@ -1,4 +1,4 @@
-"""Train the sentiment head: `python -m dialog.sentiment_train` (reproducible: fixed split, full-batch, no randomness)."""
+"""Train the sentiment head: `python -m dialog.sentiment_train` (reproducible: fixed split, no randomness)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def load_dataset(path: Path = DATASET_PATH) -> tuple[list[tuple[str, str]], list
     return train, test
 
 
-def fit(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-3, steps: int = 3000, lr: float = 2.0) -> SentimentHead:
+def fit(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-3, steps: int = 3000,
+        lr: float = 2.0) -> SentimentHead:
     """Softmax regression by full-batch gradient descent (deterministic), class-balanced."""
     n, d = x.shape
     w = np.zeros((classes, d), dtype=np.float64)

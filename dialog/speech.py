@@ -89,6 +89,10 @@ def for_speech(text: str) -> str:
     text = text.replace("&", " and ").replace("24/7", "twenty-four seven")
     text = re.sub(r"\be\.g\.", "for example", text, flags=re.IGNORECASE)
     text = re.sub(r"\bi\.e\.", "that is", text, flags=re.IGNORECASE)
+    # web and mail addresses: brightline.example/status -> brightline dot example slash status
+    text = re.sub(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+(?:\.[a-z][\w-]*)+(?:/[\w/-]*)?(?=[\s,;:)]|\.?$|\.\s)",
+                  lambda m: m.group(0).replace("@", " at ").replace(".", " dot ").replace("/", " slash ")
+                  if re.search(r"[a-z]\.[a-z]", m.group(0)) else m.group(0), text)
     # day ranges: Mon-Fri -> Monday to Friday
     text = re.sub(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?\s*[-–]\s*(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?",
                   lambda m: f"{_DAYS[m.group(1).lower()]} to {_DAYS[m.group(2).lower()]}", text)

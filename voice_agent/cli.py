@@ -17,6 +17,8 @@ COMMANDS = [
     "transcribe",
     "calls",
     "models",
+    "chat",
+    "sentiment",
 ]
 
 

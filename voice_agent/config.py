@@ -81,9 +81,37 @@ class LogConfig:
 
 @dataclass
 class DialogConfig:
-    """The dialog brain: knowledge base, generation, sentiment, policy, redaction."""
+    """The dialog brain: knowledge base, generation, sentiment, policy, redaction.
+
+    Field for field the same as ``dialog.options.DialogOptions`` (a test keeps them equal).
+    """
 
     kb_dir: str = ""  # empty: the example KB shipped in examples/kb
+    company: str = "Brightline Telecom"
+    agent_name: str = "Sam"
+    persona: str = "a calm, friendly phone support agent"
+    greeting: str = ""  # empty: built from agent_name and company
+    backend: str = "local"  # "local" (transformers, offline) | "openai" (vLLM, llama.cpp server, Ollama)
+    model: str = "smollm2-135m-instruct"  # local: this name or a transformers directory; openai: served name
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai backend only
+    api_key: str = ""  # openai backend only; or VOICE_AGENT_DIALOG__API_KEY
+    max_new_tokens: int = 40
+    temperature: float = 0.0
+    llm_threads: int = 0  # torch threads for local generation; 0: torch's choice
+    first_token_timeout_s: float = 2.5  # slower: answer from the passage
+    reply_timeout_s: float = 6.0
+    top_k: int = 3
+    min_score: float = 0.5  # KB similarity below which the brain says it does not know
+    history_turns: int = 3
+    sentiment_head: str = ""  # empty: the head shipped in dialog/data
+    escalate_negative_turns: int = 3
+    escalate_kb_failures: int = 2
+    acknowledge: bool = True  # a short "Okay." first, while the answer is generated
+    menu: list[str] = field(default_factory=lambda: ["1=billing", "2=internet outage", "3=moving home", "0=agent"])
+    redact: list[str] = field(default_factory=lambda: ["card", "phone", "email", "national_id", "spoken_digits"])
+    redact_transcripts: bool = True
+    redact_logs: bool = True
+    redact_store: bool = True
 
 
 @dataclass

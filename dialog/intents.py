@@ -1,0 +1,88 @@
+"""What the caller wants from the call itself: a human, to hang up, a repeat, a menu choice, small talk."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dialog.numbers import DIGIT_WORDS
+
+HUMAN = "human"
+GOODBYE = "goodbye"
+REPEAT = "repeat"
+MENU = "menu"
+THANKS = "thanks"
+GREETING = "greeting"
+YES = "yes"
+NO = "no"
+QUESTION = "question"
+
+_WHO = (r"(?:a\s+)?(?:human(?:\s+being)?|real\s+person|(?:a\s+)?person|(?:an?\s+)?(?:live\s+)?agent|operator|"
+        r"representative|someone|somebody|(?:a\s+)?manager|supervisor|advis[oe]r|colleague|real\s+human)")
+_HUMAN = re.compile(
+    rf"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:an?\s+|the\s+|your\s+)?{_WHO}|"
+    rf"\b(?:put|transfer|connect|pass|get)\s+me\s+(?:through\s+)?(?:to|with)\s+(?:an?\s+|the\s+)?{_WHO}|"
+    rf"\b(?:want|need|like|give\s+me|get\s+me)\s+(?:to\s+(?:speak|talk)\s+to\s+)?(?:an?\s+|the\s+)?"
+    r"(?:human|real\s+person|person|live\s+agent|agent|operator|representative|manager|supervisor)\b|"
+    r"\bare\s+you\s+(?:a\s+)?(?:robot|bot|machine)\b.*\b(?:human|person)\b|"
+    r"^\s*(?:human|agent|operator|representative|real\s+person|person\s+please)\W*(?:please)?\W*$",
+    re.IGNORECASE,
+)
+_GOODBYE = re.compile(
+    r"\b(?:good\s*bye|bye(?:\s*bye)?|that'?s\s+(?:all|it|everything)|that\s+is\s+(?:all|it)|nothing\s+else|"
+    r"no\s+more\s+questions|i'?m\s+(?:done|all\s+set)|you\s+can\s+hang\s+up|have\s+a\s+(?:nice|good|great)\s+"
+    r"(?:day|one|evening|weekend))\b",
+    re.IGNORECASE,
+)
+_REPEAT = re.compile(
+    r"\b(?:repeat\s+(?:that|it|this|please|yourself)|say\s+(?:that|it)\s+again|come\s+again|pardon|"
+    r"didn'?t\s+(?:catch|hear|get|understand)\s+(?:that|it|you)|what\s+did\s+you\s+(?:just\s+)?say|"
+    r"one\s+more\s+time|again\s+please)\b|^\s*(?:sorry|what|huh|eh)\s*\?*\s*$",
+    re.IGNORECASE,
+)
+_MENU = re.compile(r"\b(?:press(?:ing)?|option|choose|select|pick|number|dial)\s+(?P<d>\d|"
+                   + "|".join(sorted(DIGIT_WORDS, key=len, reverse=True)) + r"|star|hash|pound)\b", re.IGNORECASE)
+_THANKS = re.compile(r"^\W*(?:ok(?:ay)?\W+|great\W+|perfect\W+|lovely\W+)?(?:thanks?|thank\s+you|cheers|ta)\b", re.I)
+_GREETING = re.compile(r"^\W*(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))\b", re.IGNORECASE)
+_YES = re.compile(r"^\W*(?:yes|yeah|yep|sure|please|ok(?:ay)?|go\s+ahead|yes\s+please|please\s+do)\W*"
+                  r"(?:please|thanks?|thank\s+you)?\W*$", re.I)
+_NO = re.compile(r"^\W*(?:no|nope|no\s+thanks?|no\s+thank\s+you|not\s+now)\W*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The caller's intent for one turn; digit is set for menu choices."""
+
+    name: str
+    digit: str | None = None
+
+
+def _digit(token: str) -> str:
+    token = token.lower()
+    return {"star": "*", "hash": "#", "pound": "#"}.get(token) or DIGIT_WORDS.get(token) or token
+
+
+def detect_intent(text: str, dtmf: str | None = None) -> Intent:
+    """Rules over the caller's words (and a pressed key); anything else is a question for the KB."""
+    if dtmf:
+        return Intent(MENU, dtmf.strip()[:1])
+    t = " ".join(text.split())
+    if _HUMAN.search(t):
+        return Intent(HUMAN)
+    if _REPEAT.search(t):
+        return Intent(REPEAT)
+    m = _MENU.search(t)
+    if m and len(t.split()) <= 6:
+        return Intent(MENU, _digit(m.group("d")))
+    words = len(t.split())
+    if _GOODBYE.search(t) and words <= 12:
+        return Intent(GOODBYE)
+    if _YES.match(t):
+        return Intent(YES)
+    if _NO.match(t):
+        return Intent(NO)
+    if _THANKS.match(t) and words <= 6:
+        return Intent(THANKS)
+    if _GREETING.match(t) and words <= 4:
+        return Intent(GREETING)
+    return Intent(QUESTION)
