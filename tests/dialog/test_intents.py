@@ -1,0 +1,42 @@
+"""Phone-line intents from the caller's words."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialog.intents import Intent, detect_intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("I want to speak to a human", "human"),
+        ("can I talk to a real person please", "human"),
+        ("put me through to an agent", "human"),
+        ("agent", "human"),
+        ("I need a manager now", "human"),
+        ("get me someone who knows what they're doing, transfer me to a supervisor", "human"),
+        ("goodbye", "goodbye"),
+        ("that's all, thanks", "goodbye"),
+        ("ok thanks bye", "goodbye"),
+        ("can you repeat that", "repeat"),
+        ("sorry, I didn't catch that", "repeat"),
+        ("pardon?", "repeat"),
+        ("thank you", "thanks"),
+        ("hello", "greeting"),
+        ("yes please", "yes"),
+        ("no thanks", "no"),
+        ("when are you open on Saturday?", "question"),
+        ("your agent was rude to me last week", "question"),
+        ("my internet is down", "question"),
+    ],
+)
+def test_intents(text: str, intent: str) -> None:
+    assert detect_intent(text).name == intent
+
+
+def test_menu_choices() -> None:
+    assert detect_intent("press two") == Intent("menu", "2")
+    assert detect_intent("option one please") == Intent("menu", "1")
+    assert detect_intent("", dtmf="0") == Intent("menu", "0")
+    assert detect_intent("I'd like to pick option three for moving").name == "menu"

@@ -1,0 +1,93 @@
+"""Knowledge-base retrieval with the real MiniLM: right passages, cached index, rebuilt on change, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dialog import KnowledgeBaseError, example_kb_dir
+from dialog.embeddings import Embedder
+from dialog.kb import KnowledgeBase, load_passages
+
+
+def test_example_kb_is_realistic() -> None:
+    passages = load_passages(example_kb_dir())
+    assert len(passages) >= 30
+    topics = {p.topic for p in passages}
+    assert {"Outages and faults", "Billing and payments", "Refunds and credits", "Opening hours and contact",
+            "Technician visits", "Moving home", "Cancellations"} <= topics
+    assert not any(p.source.lower().startswith("readme") for p in passages)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("what time do you open on saturday", "hours-phone"),
+        ("how much is the fiber 500", "plan-fiber-500"),
+        ("how much is fiber 1000", "plan-fiber-1000"),
+        ("my internet is down again", "outage-check"),
+        ("I'm moving to a new flat next month", "move-notice"),
+        ("how long does a refund take", "refund-time"),
+        ("can I get money back for the outage", "refund-outage-credit"),
+        ("my router light is red", "outage-router-lights"),
+        ("can you send an engineer", "tech-book"),
+        ("I want to cancel", "cancel-how"),
+        ("how long do you keep call recordings", "policies-call-recording-and-privacy-0"),
+    ],
+)
+def test_retrieves_the_right_passage(kb: KnowledgeBase, query: str, expected: str) -> None:
+    hits = kb.search(query, 3)
+    assert hits[0].passage.id == expected, [(h.passage.id, h.score) for h in hits]
+    assert hits[0].score >= 0.5
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+@pytest.mark.parametrize("query", ["what is the capital of France", "who won the football game", "my cat is sick",
+                                   "do you sell mobile phones"])
+def test_unrelated_questions_score_low(kb: KnowledgeBase, query: str) -> None:
+    assert kb.search(query, 1)[0].score < 0.5
+
+
+def test_index_is_cached_and_rebuilt_when_documents_change(embedder: Embedder, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    shutil.copytree(example_kb_dir(), folder)
+    cache = tmp_path / "cache"
+    first = KnowledgeBase(folder, embedder, cache)
+    first.load()
+    assert first.rebuilt and first.index_path is not None and first.index_path.is_file()
+    again = KnowledgeBase(folder, embedder, cache)
+    again.load()
+    assert not again.rebuilt and len(again.passages) == len(first.passages)
+    (folder / "extra.yaml").write_text(
+        "topic: Mobile\nentries:\n  - id: mobile-sim\n    question: Do you sell SIM cards?\n"
+        "    answer: Yes, a SIM-only mobile plan costs $12 a month.\n", encoding="utf-8")
+    changed = KnowledgeBase(folder, embedder, cache)
+    changed.load()
+    assert changed.rebuilt
+    assert changed.search("do you sell sim cards", 1)[0].passage.id == "mobile-sim"
+
+
+def test_clear_errors(embedder: Embedder, tmp_path: Path) -> None:
+    with pytest.raises(KnowledgeBaseError, match="does not exist"):
+        KnowledgeBase(tmp_path / "nope", embedder).load()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.md").write_text("# not a document\n")
+    with pytest.raises(KnowledgeBaseError, match="no .md or .yaml documents"):
+        KnowledgeBase(tmp_path / "empty", embedder).load()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.yaml").write_text("entries: [unclosed", encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="not valid YAML"):
+        KnowledgeBase(bad, embedder).load()
+    (bad / "x.yaml").write_text("entries:\n  - question: only a question\n", encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="needs `question` and `answer`"):
+        KnowledgeBase(bad, embedder).load()
+
+
+def test_markdown_sections_become_passages(tmp_path: Path) -> None:
+    (tmp_path / "doc.md").write_text("# Policies\n\nIntro text.\n\n## Returns\n\nReturn within 14 days.\n")
+    passages = load_passages(tmp_path)
+    assert [(p.topic, p.question, p.answer) for p in passages] == [
+        ("Policies", "Policies", "Intro text."), ("Policies", "Returns", "Return within 14 days.")]
