@@ -50,9 +50,9 @@ CALLER_LINES = [
 # A caller for whole simulated calls: questions the example knowledge base answers, an
 # angry turn, then a request for a human. Long gaps leave room for the agent's answers.
 CALLER_TURNS: list[tuple[str, float]] = [
-    ("Hi. What are your opening hours on Saturday?", 9.0),
-    ("How much does it cost to move my service to a new address?", 10.0),
-    ("This is ridiculous! My internet has been down for three days and nobody has fixed it!", 10.0),
+    ("Hi. What are your opening hours on Saturday?", 13.0),
+    ("How much does it cost to move my service to a new address?", 14.0),
+    ("This is ridiculous! My internet has been down for three days and nobody has fixed it!", 12.0),
     ("I want to speak to a human agent please.", 8.0),
 ]
 BARGE_IN_TURNS = [
@@ -229,7 +229,7 @@ def build(out: Path) -> dict[str, Any]:
     # Whole simulated calls: a multi-turn caller (a voice unlike the agent's), a caller who
     # talks over the agent, and callers who say nothing.
     parts = []
-    t = 1.5
+    t = 5.0  # after the greeting
     turn_meta = []
     for text, gap in CALLER_TURNS:
         a = speak(text, voice="en-us+m3", speed=140, pitch=35) * 0.8
@@ -244,8 +244,8 @@ def build(out: Path) -> dict[str, Any]:
     q = speak(BARGE_IN_TURNS[0], voice="en-us+m3", speed=140, pitch=35) * 0.8
     cut = speak(BARGE_IN_TURNS[1], voice="en-us+m3", speed=150, pitch=35) * 0.8
     # The interruption comes 2.5 s after the question ends: the agent is mid-answer by then.
-    interrupt_at = 1.5 + len(q) / SR + 2.5
-    write_wav(out / "caller_bargein.wav", _place([(1.5, q), (interrupt_at, cut)], interrupt_at + len(cut) / SR + 10))
+    interrupt_at = 5.0 + len(q) / SR + 2.5
+    write_wav(out / "caller_bargein.wav", _place([(5.0, q), (interrupt_at, cut)], interrupt_at + len(cut) / SR + 10))
     files["caller_bargein.wav"] = {"kind": "caller-bargein", "interrupt_at": round(interrupt_at, 3),
                                    "text": " ".join(BARGE_IN_TURNS)}
     write_wav(out / "caller_silent.wav", np.zeros(SR * 40, np.float32))

@@ -19,6 +19,8 @@ COMMANDS = [
     "models",
     "chat",
     "sentiment",
+    "call",
+    "talk",
 ]
 
 

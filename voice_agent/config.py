@@ -118,7 +118,9 @@ class DialogConfig:
 class TtsConfig:
     """Text to speech."""
 
-    backend: str = "hibari"
+    voice: str = "hibari"  # hibari | hibari:<voice> | coqui:<model> | piper:<voice.onnx>
+    device: str = "cpu"  # Coqui only
+    first_clause_words: int = 6  # cut a long first sentence at a comma after this many words
 
 
 @dataclass

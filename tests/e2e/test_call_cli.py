@@ -1,0 +1,145 @@
+"""Whole simulated calls through `voice-agent call` with the real models (Whisper, MiniLM, SmolLM2, hibari)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from asr import Transcriber
+from asr.audio import load_audio
+from asr.metrics import normalize
+
+Gen = tuple[Path, dict[str, Any]]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def call(caller: Path, tmp: Path, *extra: str) -> tuple[dict[str, Any], Path, subprocess.CompletedProcess[str]]:
+    rec, rep = tmp / "call.wav", tmp / "report.json"
+    env = dict(os.environ, VOICE_AGENT_HOME=str(ROOT / "var" / "test-home"), HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "voice_agent", "--log-level", "WARNING", "call", "--caller", str(caller),
+         "--fast", "--record", str(rec), "--report", str(rep), *extra],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(rep.read_text()), rec, proc
+
+
+def agent_words(transcriber: Transcriber, recording: Path) -> list[str]:
+    audio = load_audio(recording)
+    return normalize(transcriber.transcribe(audio[1], sample_rate=16000).text)
+
+
+@pytest.fixture(scope="module")
+def multiturn(generated: Gen, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    tmp = tmp_path_factory.mktemp("call")
+    report, rec, _ = call(generated[0] / "caller_multiturn.wav", tmp)
+    return report, rec
+
+
+def test_multiturn_call_answers_from_kb(multiturn: tuple[dict[str, Any], Path], transcriber: Transcriber) -> None:
+    report, rec = multiturn
+    turns = report["turns"]
+    assert len(turns) == 4, [t["caller_text"] for t in turns]
+    assert "saturday" in turns[0]["caller_text"].lower()
+    # The agent's own audio, transcribed, carries the knowledge-base facts.
+    words = " ".join(agent_words(transcriber, rec))
+    assert "9" in words.split() or "nine" in words  # Saturday 9 AM to 5 PM
+    assert "49" in words or "forty nine" in words  # moving costs $49
+    for t in turns:
+        assert t["voice_to_voice_ms"] is not None and t["voice_to_voice_ms"] > 0
+        for key in ("end_of_speech", "asr_final", "llm_first_token", "tts_first_audio", "first_audio_out"):
+            assert t[key] is not None, key
+    s = report["summary"]
+    assert s["p50_voice_to_voice_ms"] is not None and s["p95_voice_to_voice_ms"] is not None
+
+
+def test_angry_turn_gets_empathy_and_handoff_transfers(multiturn: tuple[dict[str, Any], Path]) -> None:
+    report, _ = multiturn
+    angry = report["turns"][2]
+    assert angry["sentiment"] == "negative"
+    assert any(w in angry["agent_text"].lower() for w in ("sorry", "understand", "frustrat", "apolog"))
+    assert "!" not in angry["agent_text"]  # no cheerfulness at an angry caller
+    transfers = [e for e in report["events"] if e["type"] == "transfer"]
+    assert len(transfers) == 1
+    assert transfers[0]["t"] >= report["turns"][3]["asr_final"]  # at the handoff request, not before
+    assert report["summary"]["outcome"] == "transferred"
+    assert report["summary"]["transfer"]["summary"]
+
+
+def test_recording_is_stereo_and_aligned(multiturn: tuple[dict[str, Any], Path], generated: Gen) -> None:
+    report, rec = multiturn
+    audio = load_audio(rec)
+    assert audio.shape[0] == 2
+    caller = load_audio(generated[0] / "caller_multiturn.wav")[0]
+    n = min(len(caller), audio.shape[1])
+    assert np.corrcoef(audio[0, :n], caller[:n])[0, 1] > 0.98
+    assert np.abs(audio[1]).max() > 0.05  # the agent spoke
+    assert abs(audio.shape[1] / 16000 - report["summary"]["duration_s"]) < 0.1
+
+
+def test_call_is_stored(multiturn: tuple[dict[str, Any], Path]) -> None:
+    report, _ = multiturn
+    from voice_agent.store import CallStore
+
+    store = CallStore(f"sqlite:///{ROOT / 'var' / 'test-home' / 'calls.db'}")
+    call_rec = store.get_call(report["call_id"])
+    assert call_rec.outcome == "transferred"
+    assert len(store.turns(call_rec.id)) == 4
+    assert any(e["type"] == "transfer" for e in store.events(call_rec.id))
+    assert {s["speaker"] for s in store.segments(call_rec.id)} == {"caller", "agent"}
+    assert call_rec.meta["sentiment_timeline"]
+
+
+def test_telephony_line(generated: Gen, tmp_path: Path, transcriber: Transcriber) -> None:
+    report, rec, _ = call(generated[0] / "caller_multiturn_ulaw8k.wav", tmp_path, "--telephony")
+    import soundfile
+
+    info = soundfile.info(str(rec))
+    assert info.samplerate == 8000 and info.channels == 2
+    assert len(report["turns"]) >= 3
+    assert report["summary"]["outcome"] == "transferred"
+
+
+def test_barge_in_stops_agent_within_200ms(generated: Gen, tmp_path: Path) -> None:
+    folder, manifest = generated
+    report, rec, _ = call(folder / "caller_bargein.wav", tmp_path)
+    barge = [e for e in report["events"] if e["type"] == "barge_in"]
+    assert barge, report["events"]
+    candidate = next(e for e in report["events"] if e["type"] == "barge_in_candidate")
+    agent = load_audio(rec)[1].reshape(-1, 320)
+    loud = np.abs(agent).max(axis=1) > 0.01
+    # Measured on the recording: the agent's channel goes quiet within 200 ms of the decision.
+    i = int(round(candidate["t"] / 0.02))
+    assert not loud[i + 10 : i + 40].any()
+    assert loud[max(0, i - 40) : i].any()  # it was speaking just before
+    assert candidate["t"] - manifest["files"]["caller_bargein.wav"]["interrupt_at"] < 0.8
+    assert "refund" in report["turns"][-1]["caller_text"].lower()
+
+
+def test_silent_caller_reprompt_then_hangup(generated: Gen, tmp_path: Path) -> None:
+    report, _, _ = call(generated[0] / "caller_silent.wav", tmp_path)
+    types = [e["type"] for e in report["events"]]
+    assert types.count("reprompt") == 2 and "hangup" in types
+    assert report["turns"] == []
+    assert report["summary"]["outcome"] == "abandoned"
+
+
+def test_noise_caller_invents_nothing(generated: Gen, tmp_path: Path) -> None:
+    report, _, _ = call(generated[0] / "caller_noise.wav", tmp_path)
+    assert report["turns"] == []
+    assert "reprompt" in [e["type"] for e in report["events"]]
+
+
+def test_missing_caller_file_is_clear(tmp_path: Path) -> None:
+    env = dict(os.environ, VOICE_AGENT_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "voice_agent", "call", "--caller", str(tmp_path / "nope.wav")],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "nope.wav: file not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,140 @@
+"""The models shared by every call, and the adapters that give a session its ports.
+
+One ``Engine`` per process: one Whisper for utterances, one voice, the dialog
+resources (knowledge base, language model, sentiment). Each call gets its own
+``CallSession`` and its own dialog state from ``Engine.session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.streaming import UtteranceRecognizer
+from tts import Synthesizer
+from voice_agent.config import Config
+from voice_agent.ports import Brain, TurnInput, TurnOutcome, Voice
+from voice_agent.session import CallSession, SessionSettings
+
+
+class TtsVoice:
+    """The ``tts`` package as the session's Voice port."""
+
+    def __init__(self, synthesizer: Synthesizer) -> None:
+        self.synth = synthesizer
+
+    async def speak(self, chunks: AsyncIterator[str], rate: int) -> AsyncIterator[np.ndarray]:
+        """Audio sentence by sentence while the text streams in."""
+        async for chunk in self.synth.stream(chunks, rate):
+            yield chunk.samples
+
+    async def prompt(self, text: str, rate: int) -> np.ndarray:
+        """A cached fixed prompt."""
+        audio: np.ndarray = await self.synth.prompt(text, rate)
+        return audio
+
+
+class DialogReply:
+    """One reply of the dialog brain as the session's Reply port."""
+
+    def __init__(self, reply: Any) -> None:
+        self._reply = reply
+
+    def stream(self) -> AsyncIterator[str]:
+        """Reply text as it is generated."""
+        stream: AsyncIterator[str] = self._reply.stream()
+        return stream
+
+    async def outcome(self) -> TurnOutcome:
+        """The brain's decision for the turn."""
+        d = await self._reply.outcome()
+        return TurnOutcome(
+            sentiment=d.sentiment, sentiment_score=d.sentiment_score, mood=d.mood, intent=d.intent,
+            escalate=d.escalate, reason=d.reason, summary=d.summary, hangup=d.hangup, extra=dict(d.extra),
+        )
+
+
+class DialogBrain:
+    """A per-call ``dialog.Call`` as the session's Brain port."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+
+    def greeting(self) -> str:
+        """The opening line."""
+        return str(self.call.greeting())
+
+    async def respond(self, turn: TurnInput) -> DialogReply:
+        """Start the reply to one caller turn."""
+        return DialogReply(await self.call.respond(turn))
+
+    def retract(self) -> None:
+        """Forget the last turn (it will be merged with the next)."""
+        self.call.retract()
+
+
+def asr_prompt(company: str, topics: list[str]) -> str:
+    """A natural sentence naming the knowledge base's topics, as Whisper's initial prompt.
+
+    Whisper tiny mishears domain words; priming it with the topics is the cheap fix. A plain
+    sentence works: a list of capitalised keywords made it transcribe in that style.
+    """
+    unique = list(dict.fromkeys(t.lower() for t in topics if t))[:10]
+    about = ", ".join(unique[:-1]) + (f" and {unique[-1]}" if len(unique) > 1 else "".join(unique))
+    return f"A customer calls {company} support about {about}." if about else f"A customer calls {company}."
+
+
+class Engine:
+    """Shared models and the factory for call sessions."""
+
+    def __init__(
+        self,
+        recognizer: UtteranceRecognizer,
+        voice: Voice,
+        brain_factory: Any,
+        settings: SessionSettings,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.voice = voice
+        self.brain_factory = brain_factory
+        self.settings = settings
+        self.executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="models")
+
+    @classmethod
+    def from_config(cls, config: Config) -> Engine:
+        """Load every model named in the configuration (once per process)."""
+        from dialog import Brain as DialogResources
+        from dialog import DialogOptions
+
+        cache = config.cache_path
+        threads = config.asr.cpu_threads or max(1, (os.cpu_count() or 2) // 2)
+        recognizer = UtteranceRecognizer(
+            config.asr.model, config.asr.device, config.asr.compute_type, cpu_threads=threads,
+            cache_dir=cache, language=config.asr.language or None,
+        )
+        brain = DialogResources(DialogOptions.from_mapping(dataclasses.asdict(config.dialog)), cache / "dialog")
+        brain.load()
+        recognizer.prompt = asr_prompt(config.dialog.company, [p.topic for p in brain.kb.passages])
+        synth = Synthesizer(voice=config.tts.voice, cache_dir=cache / "tts",
+                            first_clause_words=config.tts.first_clause_words)
+        return cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()), SessionSettings())
+
+    def session(self, rate: int, *, recording_path: Path | None = None, **kwargs: Any) -> CallSession:
+        """A new call session with its own dialog state."""
+        brain: Brain = self.brain_factory()
+        return CallSession(self.recognizer, brain, self.voice, rate, settings=self.settings,
+                           executor=self.executor, recording_path=recording_path, **kwargs)
+
+    async def warm_up(self) -> None:
+        """Run each model once so the first call does not pay for lazy initialisation."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self.recognizer.recognize, np.zeros(16000, np.float32), 1)
+        await self.voice.prompt("Hello.", 16000)
