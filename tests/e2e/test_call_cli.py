@@ -116,7 +116,7 @@ def test_barge_in_stops_agent_within_200ms(generated: Gen, tmp_path: Path) -> No
     agent = load_audio(rec)[1].reshape(-1, 320)
     loud = np.abs(agent).max(axis=1) > 0.01
     # Measured on the recording: the agent's channel goes quiet within 200 ms of the decision.
-    i = int(round(candidate["t"] / 0.02))
+    i = round(candidate["t"] / 0.02)
     assert not loud[i + 10 : i + 40].any()
     assert loud[max(0, i - 40) : i].any()  # it was speaking just before
     assert candidate["t"] - manifest["files"]["caller_bargein.wav"]["interrupt_at"] < 0.8
