@@ -14,7 +14,7 @@ def trim_silence(audio: np.ndarray, rate: int, threshold: float = 0.01, keep_ms:
     if loud.size == 0:
         return audio[:0]
     start = max(0, int(loud[0]) - int(rate * keep_ms / 1000))
-    end = min(len(audio), int(loud[-1]) + int(rate * tail_ms / 1000))
+    end = min(len(audio), int(loud[-1]) + 1 + int(rate * tail_ms / 1000))
     return audio[start:end]
 
 
