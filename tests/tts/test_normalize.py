@@ -27,7 +27,8 @@ from tts.normalize import normalize_for_speech, number_words, ordinal_words
         ("Visit www.brightline.example/shops today.", "Visit w w w dot brightline dot example slash shops today."),
         ("The 1st and 22nd of May.", "The first and twenty-second of May."),
         ("It takes 3.5 days.", "It takes three point five days."),
-        ("In the 1990s we had 1,250 customers.", "In the nineteen nineties we had one thousand two hundred and fifty customers."),
+        ("In the 1990s we had 1,250 customers.",
+         "In the nineteen nineties we had one thousand two hundred and fifty customers."),
         ("from eight AM to eight PM", "from eight a m to eight p m"),
     ],
 )
