@@ -115,7 +115,7 @@ class Call:
         """Blocking part of a turn (embedding, retrieval, acoustics): run in a worker thread."""
         brain = self.brain
         vec = brain.embedder.encode_one(text) if text.strip() else None
-        sentiment = brain.sentiment.from_embedding(vec) if vec is not None else brain.sentiment.analyze("")
+        sentiment = brain.sentiment.analyze(text)
         hits = brain.kb.search_vector(vec, brain.options.top_k, text) if vec is not None else []
         if previous and _follow_up(text) and (not hits or hits[0].score < brain.options.min_score):
             # a follow-up ("and on Saturdays?") is read together with the previous question
@@ -189,6 +189,11 @@ class Call:
                 return fixed("You're welcome.", "Is there anything else I can help with?"), False
             if d.intent == "greeting":
                 return fixed("Hello.", "How can I help you today?"), False
+            if d.intent == "details":
+                if "[CARD]" in text:
+                    return fixed("For your security, please don't read out card numbers on this line.",
+                                 "How can I help you today?"), False
+                return fixed("Thank you.", "What can I help you with?"), False
             return fixed("Okay.", "What would you like to know?"), False
         if d.action == conv.NOT_FOUND:
             return fixed(empathy or "I'm sorry, I don't have information about that.",
@@ -196,7 +201,8 @@ class Call:
         assert hits, "an answer needs a passage"
         passage = hits[0].passage
         slots = 1 if upset else 2
-        fact = extractive_answer(text, passage.answer, max_sentences=slots, scorer=self.brain.score_sentences)
+        fact = extractive_answer(text, passage.answer, max_sentences=slots, scorer=self.brain.score_sentences,
+                                 by_relevance=True)
         history = self.conversation.recent(o.history_turns)
         messages = build_messages(o, passage.answer, text, history, upset=upset, pleased=d.mood >= 0.4)
         report: dict[str, Any] = {}

@@ -107,7 +107,7 @@ class Conversation:
             decision.action = GOODBYE
         elif intent.name == intents.REPEAT:
             decision.action = REPEAT
-        elif intent.name in (intents.THANKS, intents.GREETING, intents.YES, intents.NO):
+        elif intent.name in (intents.THANKS, intents.GREETING, intents.YES, intents.NO, intents.DETAILS):
             decision.action = SMALLTALK
         else:
             answered = best_score is not None and best_score >= self.options.min_score

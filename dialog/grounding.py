@@ -155,8 +155,12 @@ class Grounding:
 
 
 def extractive_answer(question: str, answer: str, max_sentences: int = 2, max_words: int = 40,
-                      scorer: Callable[[str, list[str]], list[float]] | None = None) -> list[str]:
-    """The passage sentences that best answer the question, in passage order, short enough for speech."""
+                      scorer: Callable[[str, list[str]], list[float]] | None = None,
+                      by_relevance: bool = False) -> list[str]:
+    """The passage sentences that best answer the question, short enough for speech.
+
+    In passage order, or best first with by_relevance (so a caller with fewer slots takes the best ones).
+    """
     sentences = split_sentences(strip_markdown(answer))
     if len(sentences) <= 1:
         return sentences
@@ -176,4 +180,4 @@ def extractive_answer(question: str, answer: str, max_sentences: int = 2, max_wo
             break
         chosen.append(i)
         words += n
-    return [sentences[i] for i in sorted(chosen)]
+    return [sentences[i] for i in (chosen if by_relevance else sorted(chosen))]

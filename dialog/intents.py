@@ -16,6 +16,11 @@ GREETING = "greeting"
 YES = "yes"
 NO = "no"
 QUESTION = "question"
+DETAILS = "details"  # the caller gives personal details (already redacted), not a question
+
+_PLACEHOLDER = re.compile(r"\[(?:CARD|PHONE|EMAIL|ID|NUMBER)\]")
+_ASKS = re.compile(r"\?|^\W*(?:what|when|where|why|how|who|which|can|could|do|does|is|are|will|would|should)\b|"
+                   r"\b(?:can|could|would|will)\s+you\b", re.IGNORECASE)
 
 _WHO = (r"(?:a\s+)?(?:human(?:\s+being)?|real\s+person|(?:a\s+)?person|(?:an?\s+)?(?:live\s+)?agent|operator|"
         r"representative|someone|somebody|(?:a\s+)?manager|supervisor|advis[oe]r|colleague|real\s+human)")
@@ -72,7 +77,7 @@ def detect_intent(text: str, dtmf: str | None = None) -> Intent:
     if _REPEAT.search(t):
         return Intent(REPEAT)
     m = _MENU.search(t)
-    if m and len(t.split()) <= 6:
+    if m and len(t.split()) <= 8:
         return Intent(MENU, _digit(m.group("d")))
     words = len(t.split())
     if _GOODBYE.search(t) and words <= 12:
@@ -85,4 +90,6 @@ def detect_intent(text: str, dtmf: str | None = None) -> Intent:
         return Intent(THANKS)
     if _GREETING.match(t) and words <= 4:
         return Intent(GREETING)
+    if _PLACEHOLDER.search(t) and not _ASKS.search(t):
+        return Intent(DETAILS)
     return Intent(QUESTION)

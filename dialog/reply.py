@@ -18,7 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class Reply:
-    """`async for chunk in reply.stream()` speaks; `await reply.outcome()` gives the Decision (drains the stream)."""
+    """`async for chunk in reply.stream()` speaks; `await reply.outcome()` gives the Decision (drains the stream).
+
+    On barge-in call `await reply.aclose()`: leaving the `async for` alone only stops generation once the
+    stream object is garbage-collected.
+    """
 
     def __init__(self, decision: Decision, chunks: AsyncIterator[str],
                  on_done: Callable[[str], None] | None = None) -> None:
@@ -29,12 +33,35 @@ class Reply:
         self._started = False
         self._finished = asyncio.Event()
         self._t0 = time.perf_counter()
+        self._active: AsyncIterator[str] | None = None
 
-    async def stream(self) -> AsyncIterator[str]:
+    def stream(self) -> AsyncIterator[str]:
         """Reply text, sentence by sentence (each chunk ends with a space); single use."""
         if self._started:
             raise RuntimeError("Reply.stream() can only be consumed once")
         self._started = True
+        self._active = self._stream()
+        return self._active
+
+    async def aclose(self) -> None:
+        """Stop now (barge-in): generation is cancelled and what was streamed so far is recorded."""
+        if self._active is None:
+            self._started = True
+            self._active = self._stream()
+        await _close(self._active)
+        if not self._finished.is_set():  # closed before its first chunk: the generator body never ran
+            await _close(self._chunks)
+            self._finish()
+
+    def _finish(self) -> None:
+        self.decision.extra["reply_ms"] = round((time.perf_counter() - self._t0) * 1000, 1)
+        text = self.text_so_far()
+        self.decision.extra["text"] = text
+        if self._on_done is not None:
+            self._on_done(text)
+        self._finished.set()
+
+    async def _stream(self) -> AsyncIterator[str]:
         try:
             async for chunk in self._chunks:
                 if not self._parts:
@@ -43,12 +70,7 @@ class Reply:
                 yield chunk
         finally:
             await _close(self._chunks)
-            self.decision.extra["reply_ms"] = round((time.perf_counter() - self._t0) * 1000, 1)
-            text = self.text_so_far()
-            self.decision.extra["text"] = text
-            if self._on_done is not None:
-                self._on_done(text)
-            self._finished.set()
+            self._finish()
 
     def text_so_far(self) -> str:
         """What has been streamed until now."""
@@ -86,7 +108,7 @@ async def grounded_answer(
     generator: Generator | None,
     messages: list[Message],
     grounding: Grounding,
-    fact: list[str],
+    fact: list[str],  # the passage sentences to fall back on, best first
     slots: int,
     upset: bool,
     opener: str = "",
@@ -178,7 +200,8 @@ async def grounded_answer(
                 report["llm_tokens"] = stats.new_tokens
     # the passage itself, shortened for speech, fills what the model could not say safely
     if fact and (not said or needs_fact(said)) and left > 0:
-        for sentence in fact[:left]:
+        missing = [s for s in fact if not said or not grounding.covers(" ".join(said), s)][:left]
+        for sentence in sorted(missing, key=grounding.passage.find):
             yield for_speech(sentence) + " "
         report.setdefault("fallback", "")
         if not report["fallback"]:

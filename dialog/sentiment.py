@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,15 @@ LABELS = ("negative", "neutral", "positive")
 DATA_DIR = Path(__file__).resolve().parent / "data"
 HEAD_PATH = DATA_DIR / "sentiment_head.npz"
 DATASET_PATH = DATA_DIR / "sentiment_utterances.yaml"
+
+
+_CLAUSE = re.compile(r"[,.;:!?]+|\b(?:but|and|because)\b", re.IGNORECASE)
+
+
+def clauses(text: str) -> list[str]:
+    """The clauses of an utterance with three words or more; empty when it has only one."""
+    parts = [p.strip() for p in _CLAUSE.split(text) if len(p.split()) >= 3]
+    return parts if len(parts) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,21 @@ class SentimentAnalyzer:
         out: list[Sentiment | None] = [None] * len(texts)
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if todo:
-            probs = self.head.probabilities(self.embedder.encode([texts[i] for i in todo]))
-            for row, i in zip(probs, todo, strict=True):
+            batch: list[str] = []
+            spans: list[tuple[int, int, int]] = []  # (text index, first row, rows)
+            for i in todo:
+                parts = [texts[i], *clauses(texts[i])]
+                spans.append((i, len(batch), len(parts)))
+                batch.extend(parts)
+            probs = self.head.probabilities(self.embedder.encode(batch))
+            for i, first, rows in spans:
+                row = probs[first]
+                if rows > 1:
+                    # feeling often sits in one clause ("I'm fed up, I restarted it ten times"): weigh the most
+                    # emotional clause as much as the whole utterance, which mean pooling would dilute
+                    clause_probs = probs[first + 1 : first + rows]
+                    calm = self.head.labels.index("neutral")
+                    row = (row + clause_probs[int(np.argmax(1.0 - clause_probs[:, calm]))]) / 2
                 out[i] = self._from_probs(row)
         neutral = Sentiment("neutral", 1.0, {label: float(label == "neutral") for label in self.head.labels})
         return [s if s is not None else neutral for s in out]

@@ -90,7 +90,7 @@ def for_speech(text: str) -> str:
     text = re.sub(r"\be\.g\.", "for example", text, flags=re.IGNORECASE)
     text = re.sub(r"\bi\.e\.", "that is", text, flags=re.IGNORECASE)
     # web and mail addresses: brightline.example/status -> brightline dot example slash status
-    text = re.sub(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+(?:\.[a-z][\w-]*)+(?:/[\w/-]*)?(?=[\s,;:)]|\.?$|\.\s)",
+    text = re.sub(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]{2,}(?:\.[a-z][\w-]+)+(?:/[\w/-]*)?(?=[\s,;:)]|\.?$|\.\s)",
                   lambda m: m.group(0).replace("@", " at ").replace(".", " dot ").replace("/", " slash ")
                   if re.search(r"[a-z]\.[a-z]", m.group(0)) else m.group(0), text)
     # day ranges: Mon-Fri -> Monday to Friday

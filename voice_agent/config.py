@@ -101,7 +101,7 @@ class DialogConfig:
     first_token_timeout_s: float = 2.5  # slower: answer from the passage
     reply_timeout_s: float = 6.0
     top_k: int = 3
-    min_score: float = 0.5  # KB similarity below which the brain says it does not know
+    min_score: float = 0.55  # KB similarity below which the brain says it does not know
     history_turns: int = 3
     sentiment_head: str = ""  # empty: the head shipped in dialog/data
     escalate_negative_turns: int = 3

@@ -40,3 +40,9 @@ def test_menu_choices() -> None:
     assert detect_intent("option one please") == Intent("menu", "1")
     assert detect_intent("", dtmf="0") == Intent("menu", "0")
     assert detect_intent("I'd like to pick option three for moving").name == "menu"
+
+
+def test_personal_details_are_not_questions() -> None:
+    assert detect_intent("my card is [CARD]").name == "details"
+    assert detect_intent("The number is [PHONE] and my email is [EMAIL]").name == "details"
+    assert detect_intent("my card is [CARD], can you check my payment?").name == "question"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_cached_weights_give_the_same_tokens_as_the_gguf(local_llm: LocalGenerat
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_folder()), gguf_file=GGUF_FILE, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf_folder()), gguf_file=GGUF_FILE, dtype=torch.float32)
     local_llm.load()
     tok = local_llm._tokenizer
     ids = torch.tensor([local_llm._encode(MESSAGES)])

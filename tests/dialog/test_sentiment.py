@@ -10,7 +10,7 @@ import pytest
 from dialog import ModelMissingError, SentimentAnalyzer
 from dialog.embeddings import Embedder
 from dialog.sentiment import HEAD_PATH, LABELS, SentimentHead
-from dialog.sentiment_train import evaluate, fit, load_dataset
+from dialog.sentiment_train import evaluate, fit, load_dataset, scores
 
 
 def test_dataset_is_large_varied_and_split() -> None:
@@ -48,8 +48,16 @@ def test_held_out_accuracy(analyzer: SentimentAnalyzer, embedder: Embedder) -> N
     _, test = load_dataset()
     x = embedder.encode([t for t, _ in test])
     y = np.array([LABELS.index(label) for _, label in test])
-    scores = evaluate(analyzer.head, x, y)
-    assert scores["accuracy"] >= 0.85 and scores["macro_f1"] >= 0.85, scores
+    head_only = evaluate(analyzer.head, x, y)
+    assert head_only["accuracy"] >= 0.85 and head_only["macro_f1"] >= 0.85, head_only
+    pred = np.array([LABELS.index(s.label) for s in analyzer.analyze_many([t for t, _ in test])])
+    as_used = scores(pred, y)
+    assert as_used["accuracy"] >= 0.85 and as_used["macro_f1"] >= 0.85, as_used
+
+
+def test_feeling_in_one_clause_is_not_diluted(analyzer: SentimentAnalyzer) -> None:
+    assert analyzer.analyze("I'm fed up, I've restarted the router ten times and it still doesn't work.").label \
+        == "negative"
 
 
 def test_training_is_reproducible(embedder: Embedder) -> None:
@@ -64,5 +72,5 @@ def test_training_is_reproducible(embedder: Embedder) -> None:
 
 
 def test_missing_head_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
-    with pytest.raises(ModelMissingError, match="dialog.sentiment_train"):
+    with pytest.raises(ModelMissingError, match=r"dialog\.sentiment_train"):
         SentimentAnalyzer(tmp_path / "missing.npz", embedder).analyze("hello")

@@ -13,7 +13,8 @@ from dialog.speech import complete_sentence_end, for_speech, shorten, split_sent
 @pytest.mark.parametrize(
     ("text", "spoken"),
     [
-        ("Fiber 500 costs $39.99/month.", "Fiber five hundred costs thirty-nine dollars and ninety-nine cents a month."),
+        ("Fiber 500 costs $39.99/month.",
+         "Fiber five hundred costs thirty-nine dollars and ninety-nine cents a month."),
         ("Open Mon-Fri 8 AM to 8 PM.", "Open Monday to Friday eight AM to eight PM."),
         ("Sat 9:30 a.m. - 5 p.m.", "Saturday nine thirty AM to five PM."),
         ("Support closes at 20:00.", "Support closes at eight PM."),
