@@ -131,6 +131,21 @@ class SipConfig:
 
 
 @dataclass
+class HttpConfig:
+    """The web front end: browser calls, the support console and the REST API."""
+
+    listen: str = "127.0.0.1:8080"
+    ice_servers: list[str] = field(default_factory=list)  # e.g. stun:stun.example.org:3478; empty: no STUN
+    session_secret: str = ""  # empty: a random secret kept in <data dir>/web-secret
+    session_hours: float = 12.0
+    signin_per_minute: int = 5  # sign-in attempts per client address and per user name
+    offers_per_minute: int = 20  # anonymous browser calls started per client address
+    max_calls: int = 8  # live browser calls at once
+    hold_timeout_s: float = 120.0  # an escalated call waits this long for a human agent
+    max_upload_mb: int = 200
+
+
+@dataclass
 class Config:
     """The whole application configuration."""
 
@@ -141,6 +156,7 @@ class Config:
     dialog: DialogConfig = field(default_factory=DialogConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     sip: SipConfig = field(default_factory=SipConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

@@ -86,6 +86,50 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX events_type ON events (type);
         """,
     ),
+    (
+        3,
+        "console users, API tokens, audit log and transcription jobs",
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY,
+            at REAL NOT NULL,
+            user_name TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_log_at ON audit_log (at);
+        CREATE TABLE transcription_jobs (
+            id TEXT PRIMARY KEY,
+            filename TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            created_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            error TEXT,
+            call_id TEXT,
+            result TEXT
+        );
+        """,
+    ),
 ]
 
 
