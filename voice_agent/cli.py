@@ -21,6 +21,7 @@ COMMANDS = [
     "sentiment",
     "call",
     "talk",
+    "users",
 ]
 
 

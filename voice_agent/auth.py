@@ -1,0 +1,271 @@
+"""Console users, password hashing, API tokens, signed sessions, roles and the audit log.
+
+Passwords are hashed with argon2id when ``argon2-cffi`` is installed, else with
+scrypt from the standard library; both verify. API tokens are random and only
+their SHA-256 is stored. There is no default account: the first admin comes
+from ``voice-agent users add NAME --role admin``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voice_agent.store import CallStore, StoreError
+
+ROLES = ("viewer", "agent", "admin")
+_LEVEL = {name: i for i, name in enumerate(ROLES)}
+TOKEN_PREFIX = "va_"
+# scrypt at n=2**15, r=8 costs 32 MiB and ~50-100 ms: slow for guessing, fine for a sign-in.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+MIN_PASSWORD = 10
+
+
+class AuthError(StoreError):
+    """A user, password or token problem, told in one line."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person or token holder."""
+
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Whether this user has at least ``role``."""
+        return _LEVEL.get(self.role, -1) >= _LEVEL[role]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str) -> str:
+    """A salted, slow hash of the password in a self-describing string."""
+    try:
+        from argon2 import PasswordHasher
+
+        return "argon2$" + str(PasswordHasher().hash(password))
+    except ImportError:
+        salt = secrets.token_bytes(16)
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P,
+                                maxmem=64 * 1024 * 1024, dklen=32)
+        return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether the password matches the stored hash (constant time)."""
+    kind, _, rest = stored.partition("$")
+    if kind == "argon2":
+        try:
+            from argon2 import PasswordHasher
+            from argon2.exceptions import VerificationError
+
+            return bool(PasswordHasher().verify(rest, password))
+        except ImportError:
+            return False
+        except (VerificationError, ValueError):
+            return False
+    if kind == "scrypt":
+        try:
+            n, r, p, salt, digest = rest.split("$")
+            expected = _unb64(digest)
+            got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
+                                 maxmem=64 * 1024 * 1024, dklen=len(expected))
+        except (ValueError, TypeError):
+            return False
+        return hmac.compare_digest(got, expected)
+    return False
+
+
+# A hash to compare against when the user does not exist, so timing does not reveal names.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_hex(8))
+    return _DUMMY_HASH
+
+
+def check_password_strength(password: str) -> None:
+    """Refuse passwords too short to survive guessing."""
+    if len(password) < MIN_PASSWORD:
+        raise AuthError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+class Users:
+    """Users, tokens and the audit log in the call store (plain portable SQL)."""
+
+    def __init__(self, store: CallStore) -> None:
+        self.store = store
+
+    def add(self, name: str, role: str, password: str) -> User:
+        """Create a user; refuses a duplicate name, an unknown role or a weak password."""
+        name = name.strip()
+        if not name or len(name) > 64 or any(c.isspace() for c in name):
+            raise AuthError("a user name is 1-64 characters without spaces")
+        if role not in ROLES:
+            raise AuthError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        check_password_strength(password)
+        hashed = hash_password(password)
+        with self.store.transaction() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise AuthError(f"user {name!r} already exists")
+            db.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                       (name, role, hashed, time.time()))
+        return User(name, role)
+
+    def get(self, name: str) -> User | None:
+        """The user by name, or None (disabled users count as absent)."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT name, role FROM users WHERE name = ? AND disabled = 0", (name,)).fetchone()
+        return User(row[0], row[1]) if row else None
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every user (without password hashes)."""
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT name, role, created_at, disabled FROM users ORDER BY name").fetchall()
+        return [{"name": r[0], "role": r[1], "created_at": r[2], "disabled": bool(r[3])} for r in rows]
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password."""
+        check_password_strength(password)
+        hashed = hash_password(password)
+        with self.store.transaction() as db:
+            cur = db.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hashed, name))
+            if cur.rowcount == 0:
+                raise AuthError(f"no user {name!r}")
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if the password is right, else None (same cost either way)."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT name, role, password_hash FROM users WHERE name = ? AND disabled = 0",
+                             (name,)).fetchone()
+        if row is None:
+            verify_password(password, _dummy_hash())
+            return None
+        return User(row[0], row[1]) if verify_password(password, row[2]) else None
+
+    def issue_token(self, name: str, label: str = "") -> str:
+        """A new API token for the user; only its hash is kept, so this is the one time it is shown."""
+        if self.get(name) is None:
+            raise AuthError(f"no user {name!r}: add it first with `voice-agent users add {name}`")
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO api_tokens (id, user_name, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (uuid.uuid4().hex[:12], name, _token_hash(raw), label, time.time()))
+        return raw
+
+    def token_user(self, raw: str) -> User | None:
+        """The user an API token belongs to, or None when unknown or revoked."""
+        if not raw.startswith(TOKEN_PREFIX):
+            return None
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT u.name, u.role, t.id FROM api_tokens t JOIN users u ON u.name = t.user_name"
+                " WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0", (_token_hash(raw),)).fetchone()
+            if row is not None:
+                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (time.time(), row[2]))
+        return User(row[0], row[1]) if row else None
+
+    def revoke_tokens(self, name: str) -> int:
+        """Revoke every token of a user; returns how many."""
+        with self.store.transaction() as db:
+            cur = db.execute("UPDATE api_tokens SET revoked = 1 WHERE user_name = ? AND revoked = 0", (name,))
+        return int(cur.rowcount)
+
+    def audit(self, user: str, action: str, target: str = "", **detail: Any) -> None:
+        """Write one audit row (who read or changed what, when)."""
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO audit_log (id, at, user_name, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       (uuid.uuid4().hex, time.time(), user, action, target, json.dumps(detail)))
+
+    def audit_rows(self, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:
+        """The most recent audit rows first."""
+        sql = "SELECT at, user_name, action, target, detail FROM audit_log"
+        args: list[Any] = []
+        if target:
+            sql += " WHERE target = ?"
+            args.append(target)
+        sql += " ORDER BY at DESC LIMIT ?"
+        args.append(limit)
+        with self.store.transaction() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [{"at": r[0], "user": r[1], "action": r[2], "target": r[3], "detail": json.loads(r[4])} for r in rows]
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class SessionSigner:
+    """Stateless console sessions: an HMAC-signed cookie and a CSRF token derived from it."""
+
+    def __init__(self, secret: bytes, max_age_s: float = 12 * 3600) -> None:
+        self.secret = secret
+        self.max_age_s = max_age_s
+
+    def _mac(self, text: str) -> str:
+        return _b64(hmac.new(self.secret, text.encode(), hashlib.sha256).digest())
+
+    def issue(self, user: User) -> str:
+        """A cookie value for the signed-in user."""
+        body = _b64(json.dumps({"u": user.name, "r": user.role, "exp": int(time.time() + self.max_age_s),
+                                "n": secrets.token_hex(8)}).encode())
+        return f"{body}.{self._mac(body)}"
+
+    def read(self, cookie: str) -> User | None:
+        """The user of a valid, unexpired cookie."""
+        body, _, mac = cookie.partition(".")
+        if not body or not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            data = json.loads(_unb64(body))
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("exp", 0) < time.time():
+            return None
+        return User(str(data["u"]), str(data["r"]))
+
+    def csrf(self, cookie: str) -> str:
+        """The CSRF token that goes with a session cookie (sent back in a header)."""
+        return self._mac("csrf:" + cookie)
+
+    def check_csrf(self, cookie: str, token: str) -> bool:
+        """Whether the header token belongs to this cookie."""
+        return bool(token) and hmac.compare_digest(token, self.csrf(cookie))
+
+
+def load_secret(configured: str, data_dir: Path) -> bytes:
+    """The session secret: configured, or random and kept in the data dir (owner-only) across restarts."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "web-secret"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    secret = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret.hex())
+    return secret
+
+
+__all__ = ["ROLES", "AuthError", "SessionSigner", "User", "Users", "hash_password", "load_secret",
+           "verify_password"]

@@ -1,0 +1,107 @@
+"""`voice-agent users`: console users and API tokens (the first admin is made here, never by default)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from voice_agent.auth import ROLES, Users
+from voice_agent.config import Config
+from voice_agent.store import CallStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the users subcommand."""
+    p = sub.add_parser("users", help="console users and API tokens")
+    users = p.add_subparsers(dest="users_command", metavar="ACTION")
+    users.required = True
+    add = users.add_parser("add", help="add a user (password prompted, or read from stdin with --password-stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="viewer")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add.set_defaults(func=run_add)
+    pw = users.add_parser("passwd", help="set a user's password")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true")
+    pw.set_defaults(func=run_passwd)
+    token = users.add_parser("token", help="issue an API token (shown once)")
+    token.add_argument("name")
+    token.add_argument("--label", default="", help="what the token is for")
+    token.set_defaults(func=run_token)
+    revoke = users.add_parser("revoke", help="revoke every API token of a user")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=run_revoke)
+    ls = users.add_parser("list", help="list users")
+    ls.set_defaults(func=run_list)
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        from voice_agent.cli import UserError
+
+        raise UserError("the passwords differ")
+    return first
+
+
+def run_add(args: argparse.Namespace, config: Config) -> int:
+    """Create a user."""
+    password = _password(args)
+    store = CallStore(config.store_url)
+    try:
+        user = Users(store).add(args.name, args.role, password)
+    finally:
+        store.close()
+    print(f"user {user.name} added ({user.role})")
+    return 0
+
+
+def run_passwd(args: argparse.Namespace, config: Config) -> int:
+    """Replace a password."""
+    password = _password(args)
+    store = CallStore(config.store_url)
+    try:
+        Users(store).set_password(args.name, password)
+    finally:
+        store.close()
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def run_token(args: argparse.Namespace, config: Config) -> int:
+    """Issue an API token and print it."""
+    store = CallStore(config.store_url)
+    try:
+        token = Users(store).issue_token(args.name, args.label)
+    finally:
+        store.close()
+    print(token)
+    print("keep it secret: only its hash is stored (send it as `Authorization: Bearer TOKEN`)", file=sys.stderr)
+    return 0
+
+
+def run_revoke(args: argparse.Namespace, config: Config) -> int:
+    """Revoke tokens."""
+    store = CallStore(config.store_url)
+    try:
+        n = Users(store).revoke_tokens(args.name)
+    finally:
+        store.close()
+    print(f"{n} token(s) revoked")
+    return 0
+
+
+def run_list(args: argparse.Namespace, config: Config) -> int:
+    """Print users."""
+    store = CallStore(config.store_url)
+    try:
+        rows = Users(store).all()
+    finally:
+        store.close()
+    for r in rows:
+        state = "\tdisabled" if r["disabled"] else ""
+        print(f"{r['name']}\t{r['role']}{state}")
+    return 0
