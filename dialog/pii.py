@@ -21,6 +21,8 @@ PLACEHOLDERS = {
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # 13-19 digits with optional single spaces or dashes between them
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# "card number is 4532, 0151, ..." : ASR often drops or mishears a digit, so a number said right after the
+# word "card" is a card whatever its checksum (digits with spaces, commas, dashes or dots between groups)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _UK_NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.IGNORECASE)
 # "ID number", "passport number", "social security number" followed by an identifier
@@ -35,6 +37,11 @@ _PHONE = re.compile(
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SPOKEN_TOKEN = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|niner|(?:double|triple)\s+\w+)"
 _SPOKEN_RUN = re.compile(rf"\b{_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}\b", re.IGNORECASE)
+_LABELLED_CARD = re.compile(
+    r"\b(?:card|credit card|debit card)(?:\s+(?:number|no\.?|#|details|digits))?(?:\s+(?:is|are|ending in))?[:\s#,]*"
+    rf"(?P<value>\d(?:[\s,.-]{{0,2}}\d){{3,22}}(?!\d)|{_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ class Redactor:
             digits = spoken_digits(m.group(0))
             if 13 <= len(digits) <= 19 and luhn_ok(digits):
                 yield "card", m.start(), m.end()
+        for m in _LABELLED_CARD.finditer(text):
+            yield "card", m.start("value"), m.end("value")
 
     @staticmethod
     def _national_ids(text: str) -> Iterable[tuple[str, int, int]]:

@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.log.format = args.log_format
     setup_logging(config.log.level, config.log.format)
     try:
+        from voice_agent.privacy import install_log_redaction
+
+        install_log_redaction(config)
         return int(args.func(args, config) or 0)
     except user_errors() as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)

@@ -6,29 +6,38 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from dialog.options import PII_KINDS
+from voice_agent.privacy import Privacy
 from voice_agent.session import CallResult
 from voice_agent.store import CallStore
 
 _CHANNEL = {"caller": 0, "agent": 1}
 
 
-def save_call(store: CallStore, result: CallResult, kind: str, source: str, started_at: float | None = None) -> str:
-    """Store the call, both sides of its transcript, turns, events and where its recording is."""
+def save_call(store: CallStore, result: CallResult, kind: str, source: str, started_at: float | None = None,
+              privacy: Privacy | None = None) -> str:
+    """Store the call, both sides of its transcript, turns, events and where its recording is.
+
+    PII is redacted before anything is written unless `privacy` says otherwise (default: every kind).
+    """
+    privacy = privacy or Privacy(PII_KINDS)
+    scrub = privacy.record if privacy.store else (lambda value: value)
     report = result.report()
     segments: list[dict[str, Any]] = [
         {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"],
          "channel": _CHANNEL.get(seg["speaker"], 0), "text": seg["text"]}
         for seg in sorted(result.transcript, key=lambda s: s["start"])
     ]
+    segments = scrub(segments)
     text = " ".join(s["text"] for s in segments)
     start = started_at if started_at is not None else time.time() - result.duration
     store.add_call(
         kind, source, call_id=result.call_id, started_at=start, ended_at=start + result.duration,
         duration=result.duration, outcome=result.outcome, text=text,
-        meta={"channels": 2, "recording": result.recording, "summary": report["summary"],
-              "sentiment_timeline": result.sentiment_timeline, "transfer": result.transfer},
+        meta=scrub({"channels": 2, "recording": result.recording, "summary": report["summary"],
+                    "sentiment_timeline": result.sentiment_timeline, "transfer": result.transfer}),
         segments=segments,
     )
-    store.add_turns(result.call_id, [asdict(t) for t in result.turns])
-    store.add_events(result.call_id, result.events)
+    store.add_turns(result.call_id, scrub([asdict(t) for t in result.turns]))
+    store.add_events(result.call_id, scrub(result.events))
     return result.call_id

@@ -49,12 +49,27 @@ def test_redacts(text: str, expected: str) -> None:
         "It costs $29.99 a month, 10% off, open 8:00 to 20:00 on 2024-05-01.",
         "Fiber 1000 gives 1 gigabit; I have 3 kids and one dog.",
         "Refunds take 5 to 7 business days, 24/7 outage line.",
-        "card 4539578763621487 fails the checksum",
+        "tracking code 4539578763621487 fails the checksum",
         "one or two things",
     ],
 )
 def test_leaves_ordinary_numbers(text: str) -> None:
     assert Redactor().redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Whisper dropped a digit: the checksum fails, but a number said after "card" is still a card
+        ("My card number is 4532, 0151, 1283036.", "My card number is [CARD]."),
+        ("card 4539578763621487 fails the checksum", "card [CARD] fails the checksum"),
+        ("my debit card is four five three two one one two eight, ok", "my debit card is [CARD], ok"),
+        ("the card ending in 4 4 1 2 please", "the card ending in [CARD] please"),
+        ("I have 3 cards and 2 phones", "I have 3 cards and 2 phones"),
+    ],
+)
+def test_numbers_said_after_card_are_cards(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
 
 
 def test_kinds_are_configurable() -> None:

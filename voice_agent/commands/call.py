@@ -14,6 +14,7 @@ import numpy as np
 
 from voice_agent.config import Config
 from voice_agent.engine import Engine
+from voice_agent.privacy import Privacy
 from voice_agent.records import save_call
 from voice_agent.simulate import FileSource, caller_frames, phone_line
 from voice_agent.store import CallStore
@@ -55,6 +56,7 @@ async def _call(
     engine: Engine, config: Config, audio: np.ndarray, rate: int, args: argparse.Namespace, recording: Path
 ) -> dict[str, Any]:
     started = time.time()
+    privacy = Privacy.from_config(config)
     # On a simulated phone line the agent's audio is companded like the caller's.
     session = engine.session(rate, recording_path=recording, outgoing=phone_line if args.telephony else None)
     source = FileSource(audio, rate, fast=args.fast, busy=lambda: session.busy > 0, hold=session.holding_line)
@@ -65,6 +67,7 @@ async def _call(
     result = await session.run(source.frames(), sink)
     if not args.no_store:
         store = CallStore(config.store_url)
-        save_call(store, result, "simulated", str(args.caller.resolve()), started_at=started)
+        save_call(store, result, "simulated", str(args.caller.resolve()), started_at=started, privacy=privacy)
         store.close()
-    return result.report()
+    report = result.report()
+    return privacy.record(report) if privacy.transcripts else report

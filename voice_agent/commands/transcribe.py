@@ -16,6 +16,7 @@ from asr.audio import SUPPORTED_EXTENSIONS
 from asr.formats import FORMATS, render
 from voice_agent.config import Config
 from voice_agent.logs import log_event
+from voice_agent.privacy import Privacy
 from voice_agent.store import CallStore
 
 log = logging.getLogger("voice_agent.transcribe")
@@ -124,10 +125,11 @@ def _formats(args: argparse.Namespace, config: Config) -> list[str]:
     return out
 
 
-def _analyze(data: dict[str, Any]) -> dict[str, Any]:
+def _analyze(data: dict[str, Any], config: Config) -> dict[str, Any]:
     from dialog.analysis import analyze_transcript
 
-    result = analyze_transcript(data["segments"])
+    result = analyze_transcript(data["segments"], redact=config.dialog.redact_transcripts,
+                                kinds=config.dialog.redact)
     data["segments"] = result["segments"]
     data["summary"] = result.get("summary", "")
     data["redactions"] = result.get("redactions", 0)
@@ -164,6 +166,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         num_workers=jobs,
     )
     store = None if args.no_store else CallStore(config.store_url)
+    privacy = Privacy.from_config(config)
     progress = Progress(len(files), enabled=not args.quiet and (len(files) > 1 or bool(args.output)))
     failures: list[str] = []
 
@@ -182,14 +185,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
             )
             data = transcript.to_dict()
             if args.analyze:
-                data = _analyze(data)
+                data = _analyze(data, config)
+            stored = privacy.transcript(data) if privacy.store else data
+            if privacy.transcripts:
+                data = privacy.transcript(data)
             if store is not None:
                 call_id = store.add_call(
                     "transcription", str(path.resolve()), duration=data["duration"],
                     ended_at=time.time(), outcome="transcribed", language=data["language"],
-                    model=data["model"], text=data["text"],
-                    meta={k: data[k] for k in ("channels", "summary", "redactions") if k in data},
-                    segments=data["segments"],
+                    model=data["model"], text=stored["text"],
+                    meta={k: stored[k] for k in ("channels", "summary", "redactions") if k in stored},
+                    segments=stored["segments"],
                 )
                 data["call_id"] = call_id
             for fmt in formats:

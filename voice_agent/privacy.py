@@ -1,0 +1,108 @@
+"""PII redaction where data leaves a call: transcript outputs, the call store and log lines.
+
+Which kinds are redacted and where is configured in the ``dialog`` section
+(``redact``, ``redact_transcripts``, ``redact_store``, ``redact_logs``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from dialog.analysis import redact_words
+from dialog.pii import Redactor
+from voice_agent.config import Config
+
+# keys whose string values hold what someone said (turn records, events, segments)
+_TEXT_KEYS = frozenset({"text", "caller_text", "agent_text", "summary", "partial", "message"})
+
+
+class Privacy:
+    """Redacts configured PII kinds in each place that is switched on."""
+
+    def __init__(self, kinds: Iterable[str], *, transcripts: bool = True, store: bool = True,
+                 logs: bool = True) -> None:
+        self.redactor = Redactor(kinds)
+        self.transcripts = transcripts
+        self.store = store
+        self.logs = logs
+
+    @classmethod
+    def from_config(cls, config: Config) -> Privacy:
+        """The redaction settings of the dialog section."""
+        d = config.dialog
+        return cls(d.redact, transcripts=d.redact_transcripts, store=d.redact_store, logs=d.redact_logs)
+
+    def text(self, text: str) -> str:
+        """The text with PII replaced by placeholders such as [CARD]."""
+        return self.redactor.redact(text) if text else text
+
+    def segments(self, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Transcript segments with redacted text and word timings (copies)."""
+        out = []
+        for seg in segments:
+            new = dict(seg)
+            text = str(seg.get("text", ""))
+            redacted = self.text(text)
+            new["text"] = redacted
+            if redacted != text and new.get("words"):
+                new["words"] = redact_words(new["words"], self.redactor)
+            out.append(new)
+        return out
+
+    def transcript(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A transcript document (the JSON of `transcribe`) with every text field redacted."""
+        new = dict(data)
+        new["segments"] = self.segments(data.get("segments", []))
+        new["text"] = " ".join(s["text"] for s in new["segments"] if s.get("text"))
+        if isinstance(new.get("summary"), str):
+            new["summary"] = self.text(new["summary"])
+        return new
+
+    def record(self, value: Any) -> Any:
+        """Any JSON-like value (turns, events, reports) with the text under known keys redacted."""
+        if isinstance(value, dict):
+            return {k: (self.text(v) if k in _TEXT_KEYS and isinstance(v, str) else self.record(v))
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.record(v) for v in value]
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every log record so that no configured PII reaches a log line."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the message and the structured fields in place; never drops a record."""
+        message = record.getMessage()
+        redacted = self.redactor.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: self._value(v) for k, v in fields.items()}
+        return True
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redactor.redact(value)
+        if isinstance(value, dict):
+            return {k: self._value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._value(v) for v in value]
+        return value
+
+
+def install_log_redaction(config: Config) -> None:
+    """Attach the redacting filter to every root handler when `dialog.redact_logs` is on."""
+    if not config.dialog.redact_logs:
+        return
+    filt = RedactingFilter(Redactor(config.dialog.redact))
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(filt)
