@@ -542,19 +542,29 @@ class CallSession:
         self._reply_task = None
 
     # ---- one reply --------------------------------------------------------------------
-    async def _respond(self, audio: np.ndarray, end_of_speech: float, spec: asyncio.Task[Recognition] | None) -> None:
+    def press(self, digit: str) -> None:
+        """A DTMF key from the line: a caller turn of its own (``TurnInput(text="", dtmf=digit)``)."""
+        if self._ending:
+            return
+        self._playout.clear()  # a key press interrupts the agent like speech does
+        self._cancel_reply(merge=False)
+        self._event("dtmf", digit=digit)
+        self._reply_task = asyncio.ensure_future(self._respond(np.zeros(0, np.float32), self.now, None, dtmf=digit))
+
+    async def _respond(self, audio: np.ndarray, end_of_speech: float, spec: asyncio.Task[Recognition] | None,
+                       dtmf: str | None = None) -> None:
         rec: Recognition | None = None
         if spec is not None:
             try:
                 rec = await spec
             except (asyncio.CancelledError, Exception):  # fall back to a fresh decode
                 rec = None
-        if rec is None:
+        if rec is None and dtmf is None:
             rec = await self._in_executor(self.recognizer.recognize, audio, self.s.asr_beam)
-        text = rec.text.strip()
-        if not text:
+        text = rec.text.strip() if rec is not None else ""
+        if not text and dtmf is None:
             return  # VAD heard something but there were no words: invent nothing
-        merged = self._pending_text
+        merged = self._pending_text if dtmf is None else ""
         if merged:
             text = f"{merged} {text}"
             if self.turns and self.turns[-1].agent_text == "" and self.turns[-1].caller_text == merged:
@@ -575,7 +585,8 @@ class CallSession:
         filler = asyncio.ensure_future(self._filler_later(turn))
         self.busy += 1
         try:
-            reply: Reply = await self.brain.respond(TurnInput(text=text, audio=audio))
+            reply: Reply = await self.brain.respond(TurnInput(text=text, audio=audio if dtmf is None else None,
+                                                                 dtmf=dtmf))
             parts: list[str] = []
 
             async def tokens() -> AsyncIterator[str]:
