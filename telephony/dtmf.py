@@ -71,7 +71,7 @@ def dtmf_packets(
     step = clock_rate * packet_ms // 1000
     total = min(0xFFFF, max(step, clock_rate * duration_ms // 1000))
     durations = [*range(step, total, step), total]
-    packets = []
+    packets: list[RtpPacket] = []
     for i, d in enumerate(durations):
         end = i == len(durations) - 1
         for _ in range(3 if end else 1):
