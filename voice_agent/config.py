@@ -125,9 +125,26 @@ class TtsConfig:
 
 @dataclass
 class SipConfig:
-    """SIP user agent and trunks."""
+    """SIP user agent and trunks (``voice-agent serve`` and ``voice-agent dial``).
 
-    listen: str = "127.0.0.1:5060"
+    ``trunks`` is a list of tables: ``{name, host, allow_ips, username, password, realm,
+    register, expires, transport}``. Inbound INVITEs are accepted from a trunk's
+    ``allow_ips``, or after a digest challenge with its username/password (when it does
+    not register); with no trunks configured only loopback callers are accepted.
+    """
+
+    listen: str = "127.0.0.1:5060"  # host:port, UDP and TCP on the same port
+    transports: list[str] = field(default_factory=lambda: ["udp", "tcp"])
+    max_calls: int = 8  # 486 Busy Here beyond this
+    trunks: list[dict[str, Any]] = field(default_factory=list)
+    human_queue: str = ""  # SIP URI of the human agents, for transfers
+    transfer: str = "blind"  # "blind": REFER (B2BUA if refused) | "warm": dial, say the summary, then bridge
+    media_address: str = ""  # address in SDP and for RTP; empty: the listen host
+    codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA"])
+    user: str = "agent"  # user part of our Contact and From
+    answer_delay_ms: int = 0  # ring this long before answering
+    t1_ms: int = 500  # RFC 3261 T1 (retransmission base)
+    shutdown_timeout_s: float = 30.0  # on SIGINT/SIGTERM: let calls finish this long, then BYE
 
 
 @dataclass
