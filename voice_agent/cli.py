@@ -22,6 +22,8 @@ COMMANDS = [
     "call",
     "talk",
     "users",
+    "serve",
+    "dial",
 ]
 
 

@@ -1,0 +1,313 @@
+"""Phone calls: the SIP user agent bridged to call sessions (``voice-agent serve`` / ``dial``).
+
+``PhoneFrontend`` is one startable, stoppable piece of the server: it owns the SIP user agent,
+trunk registrations and the calls in progress. Each answered call gets its own ``CallSession``
+fed with the RTP leg's 20 ms frames; a session that ends in a transfer hands the caller to
+``sip.human_queue`` (REFER, or a bridged second leg when REFER is refused or a warm transfer is
+configured). A crash inside one call is logged with its id and ends only that call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from telephony.sip.digest import DigestClient
+from telephony.sip.errors import SipError
+from telephony.sip.registration import Registration
+from telephony.sip.transaction import Timers
+from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, rtp_media
+from voice_agent.config import Config, ConfigError, SipConfig
+from voice_agent.logs import call_id_var, log_event
+from voice_agent.records import save_call
+from voice_agent.session import CallResult, CallSession
+
+log = logging.getLogger("voice_agent.phone")
+RATE = 8000
+FRAME = RATE // 50
+REFUSED = {405, 501, 603, 403, 488, 420}  # peers that will not do a transfer for us
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) -> (host, port); ConfigError when malformed."""
+    match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", text.strip())
+    if match is None or not match.group(1) or not 0 <= int(match.group(2)) < 65536:
+        raise ConfigError(f"sip.listen: expected HOST:PORT, got {text!r}")
+    return match.group(1), int(match.group(2))
+
+
+def trunks_from_config(sip: SipConfig) -> list[Trunk]:
+    """The configured trunks as telephony Trunks; ConfigError names the bad entry."""
+    known = {f.name for f in fields(Trunk)}
+    out: list[Trunk] = []
+    for i, entry in enumerate(sip.trunks):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"sip.trunks[{i}]: expected a table, got {entry!r}")
+        data = {k.replace("-", "_"): v for k, v in entry.items()}
+        if "allow-ips" in entry or "allow_ips" in data:
+            ips = data.get("allow_ips")
+            data["allow_ips"] = [ips] if isinstance(ips, str) else list(ips or [])
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"sip.trunks[{i}]: unknown setting(s) {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(sorted(known))})")
+        trunk = Trunk(**data)
+        if trunk.register and not trunk.host:
+            raise ConfigError(f"sip.trunks[{i}] ({trunk.name}): register = true needs host")
+        for ip in trunk.allow_ips:
+            try:
+                import ipaddress
+
+                ipaddress.ip_network(ip, strict=False)
+            except ValueError:
+                raise ConfigError(f"sip.trunks[{i}] ({trunk.name}): bad allow_ips entry {ip!r}") from None
+        out.append(trunk)
+    return out
+
+
+def session_call_id(sip_call_id: str) -> str:
+    """A short, file-name-safe call id derived from the SIP Call-ID."""
+    return "sip-" + hashlib.sha1(sip_call_id.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+SessionFactory = Callable[..., CallSession]
+
+
+class PhoneFrontend:
+    """The SIP front end: answers calls, runs a session per call, transfers to humans."""
+
+    def __init__(
+        self,
+        config: Config,
+        session_factory: SessionFactory | None,
+        *,
+        listen: str | None = None,
+        media: MediaFactory = rtp_media,
+        store: Any = None,
+        voice: Any = None,
+        echo: bool = False,
+    ) -> None:
+        self.config = config
+        self.sip = config.sip
+        self.session_factory = session_factory
+        self.voice = voice  # the engine's Voice port, for the warm-transfer summary
+        self.echo = echo or session_factory is None
+        self.store = store
+        host, port = parse_listen(listen or self.sip.listen)
+        self.trunks = trunks_from_config(self.sip)
+        if self.sip.transfer not in ("blind", "warm"):
+            raise ConfigError(f"sip.transfer: expected blind or warm, got {self.sip.transfer!r}")
+        if self.sip.max_calls < 1:
+            raise ConfigError("sip.max_calls must be at least 1")
+        self.ua = UserAgent(
+            self._on_call, host=host, port=port, transports=tuple(t.upper() for t in self.sip.transports),
+            timers=Timers(t1=self.sip.t1_ms / 1000), policy=TrunkPolicy(self.trunks), max_calls=self.sip.max_calls,
+            codecs=list(self.sip.codecs), media=media, media_host=self.sip.media_address or None,
+            user=self.sip.user, answer_delay=self.sip.answer_delay_ms / 1000,
+        )
+        self.registrations: list[Registration] = []
+        self.results: list[CallResult] = []
+        self.crashes = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the UA listens (the port is real after start)."""
+        return self.ua.host, self.ua.port
+
+    async def start(self) -> None:
+        """Bind the SIP transports and register with the trunks that want it."""
+        await self.ua.start()
+        for trunk in self.trunks:
+            if trunk.register:
+                reg = Registration(self.ua, trunk)
+                reg.start()
+                self.registrations.append(reg)
+        log_event(log, "sip_listening", host=self.ua.host, port=self.ua.port,
+                  transports=",".join(self.ua.transports), max_calls=self.sip.max_calls)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting (503), let calls finish up to the timeout, BYE the rest, unregister."""
+        wait = self.sip.shutdown_timeout_s if timeout is None else timeout
+        log_event(log, "sip_stopping", active_calls=self.ua.active_calls, timeout_s=wait)
+        self.ua.accepting = False
+        for reg in self.registrations:
+            await reg.stop()
+        await self.ua.stop(wait)
+        log_event(log, "sip_stopped", calls=len(self.results), crashes=self.crashes)
+
+    # ---- one call -----------------------------------------------------------------------------
+    async def _on_call(self, call: Call) -> None:
+        cid = session_call_id(call.call_id)
+        token = call_id_var.set(cid)
+        try:
+            log_event(log, "phone_call_start", call_id=cid, sip_call_id=call.call_id, direction=call.direction,
+                      remote=call.remote_party, codec=getattr(call.negotiated.codec, "name", ""))
+            if self.echo:
+                await self._echo(call)
+                return
+            result = await self.run_session(call, cid)
+            self.results.append(result)
+            log_event(log, "phone_call_end", call_id=cid, outcome=result.outcome,
+                      duration_s=round(result.duration, 2), turns=len(result.turns),
+                      reason=call.end_reason or "session")
+        except Exception as exc:
+            self.crashes += 1
+            log_event(log, "phone_call_crashed", logging.ERROR, call_id=cid, error=f"{type(exc).__name__}: {exc}")
+            log.debug("call crash", exc_info=True)
+        finally:
+            call_id_var.reset(token)
+
+    async def _echo(self, call: Call) -> None:
+        """A model-free session: send back what arrives (benchmarks and wiring tests)."""
+        media: Any = call.media
+        async for frame in _until_ended(media.frames(), call):
+            await media.send(frame)
+
+    async def run_session(self, call: Call, cid: str) -> CallResult:
+        """Run a CallSession on the call's RTP leg, store it, and transfer when it asks to."""
+        assert self.session_factory is not None
+        media: Any = call.media
+        started = time.time()
+        transfer: dict[str, Any] = {}
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("type") == "transfer":
+                transfer.update(event)
+
+        recording = self.config.recordings_path / f"{cid}.wav"
+        session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event)
+        pumps = [asyncio.ensure_future(_pump_dtmf(q, session, cid)) for q in (media.dtmf, call.dtmf)]
+
+        async def sink(frame: np.ndarray) -> None:
+            if call.state != "ended":
+                await media.send(frame)
+
+        try:
+            result = await session.run(_until_ended(media.frames(), call), sink)
+        finally:
+            for p in pumps:
+                p.cancel()
+        if call.state != "ended" and (result.outcome == "transferred" or transfer):
+            summary = str((result.transfer or {}).get("summary") or transfer.get("summary") or "")
+            result.transfer = {**(result.transfer or {}), **await self.transfer(call, summary)}
+        self._store(result, call, started)
+        return result
+
+    def _store(self, result: CallResult, call: Call, started: float) -> None:
+        store = self.store
+        if store is None:
+            from voice_agent.store import CallStore
+
+            store = CallStore(self.config.store_url)
+        try:
+            save_call(store, result, "phone", call.remote_party or call.call_id, started_at=started)
+        finally:
+            if self.store is None:
+                store.close()
+
+    # ---- transfer -------------------------------------------------------------------------------
+    async def transfer(self, call: Call, summary: str) -> dict[str, Any]:
+        """Hand the caller to the human queue: REFER first (blind), or a bridged leg (warm/refused)."""
+        target = self.sip.human_queue
+        if not target:
+            log_event(log, "transfer_skipped", reason="sip.human_queue is not configured")
+            return {"method": "none", "ok": False}
+        if self.sip.transfer == "blind":
+            res = await call.refer(target, timeout=max(5.0, 64 * self.sip.t1_ms / 1000))
+            log_event(log, "transfer_refer", target=target, ok=res.ok, status=res.status, reason=res.reason)
+            if res.ok:
+                await call.hangup("transferred")
+                return {"method": "refer", "ok": True, "status": res.status, "target": target}
+            if res.status not in REFUSED and res.status < 300:
+                await call.hangup("transfer-failed")
+                return {"method": "refer", "ok": False, "status": res.status, "target": target}
+        return await self._bridge(call, target, summary)
+
+    async def _bridge(self, call: Call, target: str, summary: str) -> dict[str, Any]:
+        """B2BUA: dial the human queue, say the summary to the human (warm), then bridge both legs."""
+        trunk = next((t for t in self.trunks if t.username and t.host and t.host in target), None)
+        creds = DigestClient(trunk.username, trunk.password) if trunk is not None else None
+        try:
+            human = await self.ua.invite(target, credentials=creds, timeout=30.0)
+        except SipError as exc:
+            log_event(log, "transfer_dial_failed", logging.WARNING, target=target, error=str(exc))
+            await call.hangup("transfer-failed")
+            return {"method": "bridge", "ok": False, "error": str(exc), "target": target}
+        log_event(log, "transfer_bridged", target=target, human_call=human.call_id, warm=bool(summary))
+        hmedia: Any = human.media
+        if self.sip.transfer == "warm" and summary and self.voice is not None:
+            try:
+                audio = await self.voice.prompt(f"Transferred call. {summary}", RATE)
+                for i in range(0, len(audio), FRAME):
+                    if human.state == "ended":
+                        break
+                    await hmedia.send(audio[i:i + FRAME])
+            except Exception as exc:
+                log_event(log, "transfer_summary_failed", logging.WARNING, error=str(exc))
+        cmedia: Any = call.media
+        legs = [asyncio.ensure_future(_copy(cmedia, hmedia, call, human)),
+                asyncio.ensure_future(_copy(hmedia, cmedia, human, call))]
+        await asyncio.wait(legs, return_when=asyncio.FIRST_COMPLETED)
+        for leg in legs:
+            leg.cancel()
+        await asyncio.gather(call.hangup("bridge-ended"), human.hangup("bridge-ended"), return_exceptions=True)
+        return {"method": "bridge", "ok": True, "target": target, "human_call": human.call_id}
+
+    # ---- outbound ------------------------------------------------------------------------------------
+    async def dial(self, target: str) -> CallResult:
+        """Place a call to ``target`` and run the session on it (``voice-agent dial``)."""
+        trunk = next((t for t in self.trunks if t.username and t.host and t.host in target), None)
+        creds = DigestClient(trunk.username, trunk.password) if trunk is not None else None
+        call = await self.ua.invite(target, credentials=creds)
+        cid = session_call_id(call.call_id)
+        token = call_id_var.set(cid)
+        try:
+            log_event(log, "phone_call_start", call_id=cid, sip_call_id=call.call_id, direction="outbound",
+                      remote=target)
+            result = await self.run_session(call, cid)
+        finally:
+            call_id_var.reset(token)
+        if call.state != "ended":
+            await call.hangup("local-bye")
+        return result
+
+
+async def _until_ended(frames: AsyncIterator[np.ndarray], call: Call) -> AsyncIterator[np.ndarray]:
+    """The leg's frames until either side hangs up (BYE) or the media closes."""
+    async for frame in frames:
+        if call.state == "ended":
+            return
+        yield frame
+
+
+async def _pump_dtmf(queue: asyncio.Queue[str], session: CallSession, cid: str) -> None:
+    while True:
+        digit = await queue.get()
+        log_event(log, "dtmf", call_id=cid, digit=digit)
+        session.press(digit)
+
+
+async def _copy(src: Any, dst: Any, a: Call, b: Call) -> None:
+    async for frame in _until_ended(src.frames(), a):
+        if b.state == "ended":
+            return
+        with contextlib.suppress(Exception):
+            await dst.send(frame)
+
+
+def engine_factory(engine: Any) -> SessionFactory:
+    """Sessions from a loaded Engine."""
+    def make(rate: int, **kwargs: Any) -> CallSession:
+        session: CallSession = engine.session(rate, **kwargs)
+        return session
+    return make
+
