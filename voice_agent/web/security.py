@@ -1,0 +1,159 @@
+"""Request security for the web front end: JSON errors, who is asking, CSRF, roles and rate limits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from voice_agent.auth import SessionSigner, User, Users
+
+log = logging.getLogger("voice_agent.web")
+
+COOKIE = "va_session"
+CSRF_HEADER = "X-CSRF-Token"
+USER_KEY: web.RequestKey[User | None] = web.RequestKey("user", User)
+VIA_KEY: web.RequestKey[str] = web.RequestKey("via", str)
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    """A JSON error response."""
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+class ApiError(Exception):
+    """An error told to the client as JSON with this status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RateLimit:
+    """At most ``limit`` events per key in a sliding window."""
+
+    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        """Count one event for the key; False when over the limit."""
+        now = time.monotonic()
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] > self.window_s:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(now)
+        if len(self._hits) > 10000:  # forget idle keys so an address scan cannot grow memory
+            for k in [k for k, v in self._hits.items() if not v or now - v[-1] > self.window_s]:
+                del self._hits[k]
+        return True
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until the key may try again."""
+        hits = self._hits.get(key)
+        if not hits:
+            return 0
+        return max(1, int(self.window_s - (time.monotonic() - hits[0])) + 1)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a JSON body with a clear message, never a traceback page."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        response = error(exc.status, message)
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except json.JSONDecodeError:
+        return error(400, "the request body is not valid JSON")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, "internal error (details are in the server log)")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Conservative browser security headers; the widget script may be embedded by other sites."""
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path != "/widget.js":
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+            "connect-src 'self'; frame-ancestors 'self'")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def make_identity(users: Users, signer: SessionSigner) -> Any:
+    """A middleware that finds the user (Bearer token or session cookie) and enforces CSRF for cookies."""
+
+    @web.middleware
+    async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+        user: User | None = None
+        via = ""
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("bearer "):
+            user = users.token_user(header[7:].strip())
+            if user is None:
+                return _unauthorized("the API token is unknown or revoked")
+            via = "token"
+        elif COOKIE in request.cookies:
+            cookie = request.cookies[COOKIE]
+            signed = signer.read(cookie)
+            # The cookie carries the role at sign-in; the store has the final word (disabled, role changed).
+            user = users.get(signed.name) if signed is not None else None
+            if user is not None:
+                via = "cookie"
+                if request.method in _UNSAFE and not signer.check_csrf(cookie, request.headers.get(CSRF_HEADER, "")):
+                    return error(403, f"missing or wrong {CSRF_HEADER} header (CSRF protection)")
+        request[USER_KEY] = user
+        request[VIA_KEY] = via
+        return await handler(request)
+
+    return identity
+
+
+def _unauthorized(message: str) -> web.Response:
+    response = error(401, message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="voice-agent"'
+    return response
+
+
+def require(request: web.Request, role: str = "viewer") -> User:
+    """The request's user if it has at least ``role``; else a 401 or 403 JSON error."""
+    user: User | None = request.get(USER_KEY)
+    if user is None:
+        raise web.HTTPUnauthorized(text="sign in or send an API token (Authorization: Bearer ...)",
+                                   headers={"WWW-Authenticate": 'Bearer realm="voice-agent"'})
+    if not user.can(role):
+        raise web.HTTPForbidden(text=f"this needs the {role} role; {user.name} is {user.role}")
+    return user
+
+
+def client_address(request: web.Request) -> str:
+    """The peer address (proxies' forwarded headers are not trusted by default)."""
+    return request.remote or "unknown"
