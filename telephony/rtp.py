@@ -105,6 +105,8 @@ class RtpPacket:
             raise RtpError("RTP allows at most 15 CSRCs of 32 bits each")
         if len(self.extension_data) % 4 or len(self.extension_data) > 4 * 0xFFFF:
             raise RtpError("RTP header extension data must be a multiple of 4 bytes")
+        if self.extension_profile is None and self.extension_data:
+            raise RtpError("RTP header extension data needs an extension_profile")
         if self.extension_profile is not None and not 0 <= self.extension_profile <= 0xFFFF:
             raise RtpError("RTP header extension profile must fit in 16 bits")
         if not 0 <= self.padding_size <= 255:

@@ -81,7 +81,9 @@ class MediaDescription:
         lines = [f"m={self.media} {port} {self.proto} {' '.join(fmts)}".rstrip()]
         if self.connection is not None:
             lines.append(f"c=IN {_addrtype(self.connection)} {self.connection}")
-        for pt in self.formats:
+        # Mappings for payload types outside the m= line are odd but legal: keep them after the listed ones.
+        extra = sorted((set(self.rtpmap) | set(self.fmtp)) - set(self.formats))
+        for pt in [*self.formats, *extra]:
             if pt in self.rtpmap:
                 name, rate, channels = self.rtpmap[pt]
                 lines.append(f"a=rtpmap:{pt} {name}/{rate}" + (f"/{channels}" if channels != 1 else ""))
