@@ -55,7 +55,7 @@ def test_late_and_duplicate_packets_are_dropped() -> None:
 def test_sequence_wraparound() -> None:
     jb = JitterBuffer(min_delay_ms=160)
     seqs = [(65533 + i) & 0xFFFF for i in range(8)]
-    shuffled = seqs[:2] + [seqs[3], seqs[2]] + seqs[4:]
+    shuffled = [*seqs[:2], seqs[3], seqs[2], *seqs[4:]]
     for seq in shuffled:
         jb.push(seq, payload(seq))
     assert drain(jb, 8) == [payload(s) for s in seqs]
