@@ -354,10 +354,13 @@ class LiveCalls:
             await asyncio.sleep(0.2)
             with contextlib.suppress(Exception):
                 await call.peer.close()
+        try:
+            if result is not None and (session.turns or session.tick > 50):
+                await self._save(call, result)
+        finally:
+            # Listed until saved, so a console that sees it gone finds it among past calls.
             self.calls.pop(call.id, None)
-        if result is not None and (session.turns or session.tick > 50):
-            await self._save(call, result)
-        self.finished.put_nowait(call.id)
+            self.finished.put_nowait(call.id)
 
     async def _save(self, call: LiveCall, result: CallResult) -> None:
         if call.escalation is not None:

@@ -20,6 +20,8 @@ CSRF_HEADER = "X-CSRF-Token"
 USER_KEY: web.RequestKey[User | None] = web.RequestKey("user", User)
 VIA_KEY: web.RequestKey[str] = web.RequestKey("via", str)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# Public endpoints act on no one's authority, so a cookie sent along needs no CSRF token there.
+_CSRF_EXEMPT = {("POST", "/api/session"), ("POST", "/api/webrtc/offer")}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -128,7 +130,8 @@ def make_identity(users: Users, signer: SessionSigner) -> Any:
             user = users.get(signed.name) if signed is not None else None
             if user is not None:
                 via = "cookie"
-                if request.method in _UNSAFE and not signer.check_csrf(cookie, request.headers.get(CSRF_HEADER, "")):
+                if request.method in _UNSAFE and (request.method, request.path) not in _CSRF_EXEMPT \
+                        and not signer.check_csrf(cookie, request.headers.get(CSRF_HEADER, "")):
                     return error(403, f"missing or wrong {CSRF_HEADER} header (CSRF protection)")
         request[USER_KEY] = user
         request[VIA_KEY] = via

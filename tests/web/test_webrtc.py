@@ -1,0 +1,158 @@
+"""Browser calls over WebRTC with a Python aiortc peer: captions, agent audio, DTMF, takeover, storage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from asr.audio import load_audio, resample
+from telephony.webrtc import FrameReader, OutgoingAudio, allow_loopback_candidates
+from tests.voice_agent.fakes import tone
+from voice_agent.config import Config
+from voice_agent.store import CallStore
+from voice_agent.web.api import STATE
+from voice_agent.web.server import make_app
+
+from .conftest import fake_engine, sign_in
+from .rtc_client import RATE, RtcPeer
+
+Gen = tuple[Path, dict[str, Any]]
+
+
+def speech(generated: Gen, name: str) -> np.ndarray:
+    """A generated caller utterance as 48 kHz mono with silence after it."""
+    audio = load_audio(generated[0] / name).mean(axis=0)
+    return np.concatenate([np.zeros(RATE // 2, np.float32), resample(audio, 16000, RATE).astype(np.float32),
+                           np.zeros(RATE * 3, np.float32)])
+
+
+@pytest.fixture()
+async def call_client(web_config: Config, store: CallStore) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app with a model-free engine, so calls run in real time without loading models."""
+    allow_loopback_candidates(True)
+    app = make_app(web_config, store, fake_engine())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c
+    allow_loopback_candidates(False)
+
+
+async def wait_saved(client: TestClient[Any, Any], call_id: str, timeout: float = 10.0) -> None:
+    live = client.app[STATE].live  # type: ignore[index]
+    for _ in range(int(timeout / 0.05)):
+        if call_id not in live.calls:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the call did not end")
+
+
+async def test_browser_call_captions_agent_audio_and_store(call_client: TestClient[Any, Any], store: CallStore,
+                                                           generated: Gen) -> None:
+    caller = RtcPeer(speech(generated, "utt_bill.wav"))
+    body = await caller.connect(call_client, "/api/webrtc/offer")
+    try:
+        greeting = await caller.wait_for("greeting")
+        assert greeting["text"] == "Hello."
+        turn = await caller.wait_for("caller_turn", timeout=30)
+        assert turn["text"] == "what are your opening hours"
+        answer = await caller.wait_for("agent_text")
+        assert answer["text"] == "You said what are your opening hours"
+        await caller.wait_for("sentiment")
+        await asyncio.sleep(1.0)
+        # The fake voice speaks a 300 Hz tone for prompts and 220 Hz for answers: the caller hears it.
+        assert caller.heard_rms() > 0.01
+        caller.send({"type": "dtmf", "digit": "5"})
+        await caller.wait_for("dtmf", digit="5")
+        caller.send({"type": "hangup"})
+        await caller.wait_for("call_end")
+    finally:
+        await caller.close()
+    await wait_saved(call_client, body["call_id"])
+    rec = store.get_call(body["call_id"])
+    assert rec.kind == "webrtc"
+    assert "what are your opening hours" in rec.text
+    segments = store.segments(rec.id)
+    assert {s["speaker"] for s in segments} == {"caller", "agent"}
+    assert Path(rec.meta["recording"]).is_file()
+    turns = store.turns(rec.id)
+    assert turns[0]["voice_to_voice_ms"] is not None and turns[0]["voice_to_voice_ms"] > 0
+
+
+async def test_takeover_caller_and_agent_hear_each_other(call_client: TestClient[Any, Any], store: CallStore,
+                                                         generated: Gen) -> None:
+    caller = RtcPeer(speech(generated, "utt_bill.wav"))
+    body = await caller.connect(call_client, "/api/webrtc/offer")
+    agent = RtcPeer(np.zeros(RATE, np.float32))
+    try:
+        await caller.wait_for("agent_text", timeout=30)
+        # Viewers may not take over; the CSRF header is needed with the session cookie.
+        csrf = await sign_in(call_client, "vic")
+        r = await call_client.post(f"/api/live/{body['call_id']}/takeover", json={"sdp": "x"},
+                                   headers={"X-CSRF-Token": csrf})
+        assert r.status == 403
+        csrf = await sign_in(call_client, "ann")
+        live = await (await call_client.get("/api/live")).json()
+        assert [c["id"] for c in live["calls"]] == [body["call_id"]]
+        await agent.connect(call_client, f"/api/live/{body['call_id']}/takeover", headers={"X-CSRF-Token": csrf})
+        await caller.wait_for("takeover", agent="ann")
+        turns_before = caller.types().count("agent_text")
+        heard_before = caller.types().count("caller_turn")
+        agent.track.play(tone(RATE, 2.0, 440.0))  # the agent speaks
+        caller.track.play(speech(generated, "utt_move.wav"))  # and the caller, at the same time
+        await asyncio.sleep(2.5)
+        # The caller hears the agent's 440 Hz voice; the agent hears the caller.
+        heard = np.concatenate(caller.heard)[-int(2.5 * RATE):]
+        spectrum = np.abs(np.fft.rfft(heard))
+        freqs = np.fft.rfftfreq(len(heard), 1 / RATE)
+        assert spectrum[(freqs > 430) & (freqs < 450)].max() > 5 * np.median(spectrum[(freqs > 100) & (freqs < 4000)])
+        assert agent.heard_rms(2.5) > 0.01
+        # The assistant stays quiet: the caller's new turn is transcribed but not answered.
+        for _ in range(200):
+            if caller.types().count("caller_turn") > heard_before:
+                break
+            await asyncio.sleep(0.05)
+        assert caller.types().count("caller_turn") == heard_before + 1
+        await asyncio.sleep(1.0)
+        assert caller.types().count("agent_text") == turns_before
+        caller.send({"type": "hangup"})
+        await caller.wait_for("call_end")
+    finally:
+        await caller.close()
+        await agent.close()
+    await wait_saved(call_client, body["call_id"])
+    rec = store.get_call(body["call_id"])
+    assert rec.meta["human_agents"] == ["ann"]
+
+
+async def test_offer_rate_limit_and_bad_sdp(call_client: TestClient[Any, Any], web_config: Config) -> None:
+    r = await call_client.post("/api/webrtc/offer", json={"sdp": "v=0\r\nnot really sdp\r\n", "type": "offer"})
+    assert r.status == 400 and "no audio" in (await r.json())["error"]
+    r = await call_client.post("/api/webrtc/offer", json={"sdp": "v=0", "type": "answer"})
+    assert r.status == 400
+    statuses = [(await call_client.post("/api/webrtc/offer", json={"sdp": "v=0"})).status
+                for _ in range(web_config.http.offers_per_minute)]
+    assert statuses[-1] == 429
+
+
+def test_frame_reader_and_outgoing_track_make_20ms_frames() -> None:
+    import av
+
+    reader = FrameReader()
+    stereo = np.zeros((1, 2 * 1024), np.int16)
+    stereo[0, ::2] = 1000
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    out = reader.feed(frame) + reader.feed(frame)
+    assert [len(f) for f in out] == [960, 960]
+    # Stereo is mixed down at -3 dB per channel.
+    assert abs(float(out[0][500]) * 32768 - 1000 / np.sqrt(2)) < 2
+
+    track = OutgoingAudio(max_queue_s=0.1)
+    track.push(np.ones(960 * 10, np.float32) * 0.5)
+    assert len(track._queue) == 5  # bounded: the oldest audio is dropped
+
