@@ -121,7 +121,8 @@ async def sipp(scenario: str, target: str, *args: str, calls: int = 1, timeout: 
     err = workdir / f"{scenario}.errors.log"
     cmd = [SIPP or "sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", str(calls), "-i", "127.0.0.1",
            "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", "0", "-t", transport, "-nostdin",
-           "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err", "-error_file", str(err), "-r", "50", *args, target]
+           "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err", "-error_file", str(err), "-r", "50",
+           *args, target]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT, cwd=workdir)
     try:

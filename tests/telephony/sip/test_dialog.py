@@ -6,18 +6,18 @@ from telephony.sip.dialog import Dialog
 from telephony.sip.message import Request, Response, make_response, parse
 
 INVITE = (
-    "INVITE sip:agent@10.0.0.5 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP proxy2;branch=z9hG4bK2\r\n"
-    "Via: SIP/2.0/UDP caller;branch=z9hG4bK1\r\n"
-    "Record-Route: <sip:proxy2.example;lr>\r\n"
-    "Record-Route: <sip:proxy1.example;lr>\r\n"
-    "From: <sip:alice@example>;tag=aaa\r\n"
-    "To: <sip:agent@example>\r\n"
-    "Call-ID: cid\r\n"
-    "CSeq: 7 INVITE\r\n"
-    "Contact: <sip:alice@192.0.2.7:5062>\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"INVITE sip:agent@10.0.0.5 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP proxy2;branch=z9hG4bK2\r\n"
+    b"Via: SIP/2.0/UDP caller;branch=z9hG4bK1\r\n"
+    b"Record-Route: <sip:proxy2.example;lr>\r\n"
+    b"Record-Route: <sip:proxy1.example;lr>\r\n"
+    b"From: <sip:alice@example>;tag=aaa\r\n"
+    b"To: <sip:agent@example>\r\n"
+    b"Call-ID: cid\r\n"
+    b"CSeq: 7 INVITE\r\n"
+    b"Contact: <sip:alice@192.0.2.7:5062>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 def test_uas_dialog_keeps_record_route_order_and_uses_contact() -> None:

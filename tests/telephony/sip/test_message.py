@@ -9,19 +9,19 @@ from telephony.sip.errors import SipParseError
 from telephony.sip.message import Request, Response, StreamFramer, error_response, make_response, parse
 
 INVITE = (
-    "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n"
-    "Max-Forwards: 70\r\n"
-    "To: Bob <sip:bob@biloxi.example.com>\r\n"
-    'From: "Alice A." <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
-    "Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
-    "CSeq: 314159 INVITE\r\n"
-    "Contact: <sip:alice@pc33.atlanta.example.com>\r\n"
-    "Content-Type: application/sdp\r\n"
-    "Content-Length: 4\r\n"
-    "\r\n"
-    "v=0\n"
-).encode()
+    b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"To: Bob <sip:bob@biloxi.example.com>\r\n"
+    b'From: "Alice A." <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
+    b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:alice@pc33.atlanta.example.com>\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: 4\r\n"
+    b"\r\n"
+    b"v=0\n"
+)
 
 
 def test_request_round_trip() -> None:
@@ -54,11 +54,11 @@ def test_response_round_trip_and_make_response() -> None:
 
 def test_compact_forms_folding_and_multiple_vias() -> None:
     raw = (
-        "BYE sip:bob@h SIP/2.0\r\n"
-        "v: SIP/2.0/UDP a.example;branch=z9hG4bK1,\r\n"
-        " SIP/2.0/TCP b.example:5070;branch=z9hG4bK2\r\n"
-        "f: <sip:a@h>;tag=1\r\nt: <sip:b@h>;tag=2\r\ni: xyz\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n"
-    ).encode()
+        b"BYE sip:bob@h SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP a.example;branch=z9hG4bK1,\r\n"
+        b" SIP/2.0/TCP b.example:5070;branch=z9hG4bK2\r\n"
+        b"f: <sip:a@h>;tag=1\r\nt: <sip:b@h>;tag=2\r\ni: xyz\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n"
+    )
     req = parse(raw)
     assert [v.host for v in req.vias] == ["a.example", "b.example"]
     assert req.vias[1].port == 5070 and req.vias[1].transport == "TCP"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -56,7 +57,7 @@ async def test_non_invite_client_retransmits_with_timer_e_and_times_out_with_f()
     with pytest.raises(TransactionTimeout, match="timer F"):
         await tx.final
     times = [s for s, _ in t.sent]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # E doubles from T1 and is capped at T2; F fires at 64*T1.
     assert gaps[0] == pytest.approx(T.t1, abs=0.008)
     assert gaps[1] == pytest.approx(2 * T.t1, abs=0.008)
@@ -102,7 +103,7 @@ async def test_invite_client_timer_a_doubles_and_b_times_out() -> None:
     with pytest.raises(TransactionTimeout, match="timer B"):
         await tx.final
     times = [s for s, _ in t.sent]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[:3] == pytest.approx([T.t1, 2 * T.t1, 4 * T.t1], abs=0.01)
     assert len(times) == 7  # 0, 1, 3, 7, 15, 31, 63 T1 before B at 64 T1
 
