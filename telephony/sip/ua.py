@@ -233,6 +233,29 @@ class Call:
                                                   self.dialog.local_tag if self.dialog else None))
         await self.ua._end_call(self, reason)
 
+    async def set_hold(self, on: bool) -> bool:
+        """Put the peer on hold (re-INVITE with a=sendonly) or take it off; True when the peer agreed."""
+        if self.dialog is None or self.local_sdp is None or self.state not in ("answered", "confirmed"):
+            return False
+        names = [self.negotiated.codec.name] if self.negotiated is not None else list(self.ua.codecs)
+        sdp = offer(self.ua.media_host, self.media.local_port, [*names, "telephone-event"],
+                    session_id=self.local_sdp.origin.session_id, direction="sendonly" if on else "sendrecv")
+        sdp.origin.session_version = self.local_sdp.origin.session_version + 1
+        resp = await self.ua._send_in_dialog(self, "INVITE", body=sdp.serialize().encode(),
+                                             content_type="application/sdp", ack=True)
+        if resp.status >= 300:
+            return False
+        self.local_sdp = sdp
+        try:
+            self.remote_sdp = SessionDescription.parse(resp.text())
+            self.negotiated = negotiated_from_answer(sdp, self.remote_sdp)
+        except Exception:
+            return False
+        await _maybe_await(self.media.start(self.negotiated))
+        await _maybe_await(self.media.hold(on))
+        self.on_hold = on
+        return True
+
     async def refer(self, target: str, timeout: float = 30.0) -> TransferResult:
         """Blind transfer (RFC 3515): REFER the peer to ``target`` and follow the NOTIFY sipfrags."""
         if self.dialog is None or self.state not in ("answered", "confirmed"):
@@ -714,7 +737,7 @@ class UserAgent:
         return host, uri.port or 5060
 
     async def _send_in_dialog(self, call: Call, method: str, extra: list[tuple[str, str]] | None = None,
-                              body: bytes = b"", content_type: str | None = None) -> Response:
+                              body: bytes = b"", content_type: str | None = None, ack: bool = False) -> Response:
         assert call.dialog is not None
         hop = call.dialog.next_hop()
         transport = self._transport_for(hop) if hop.params.get("transport") else call.transport
@@ -726,7 +749,13 @@ class UserAgent:
         req.body = body
         req.headers.add("User-Agent", self.server_name)
         tx = self.layer.client(req, transport, self._addr_of(hop))
-        return await tx.final
+        resp = await tx.final
+        if ack and 200 <= resp.status < 300:
+            # A re-INVITE's 2xx is acknowledged end to end, like the first one.
+            ack_req = call.dialog.request("ACK", self._via(transport), cseq=req.cseq.seq)
+            call._ack_data = ack_req.serialize()
+            transport.send(call._ack_data, self._addr_of(hop))
+        return resp
 
     async def request(self, req: Request, dest: SipUri, on_provisional: Callable[[Response], None] | None = None
                       ) -> Response:

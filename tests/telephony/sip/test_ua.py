@@ -1,0 +1,136 @@
+"""Two of our user agents talking to each other: DTMF INFO, hold, digest admission, shutdown, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from telephony.sip.digest import DigestClient
+from telephony.sip.errors import CallFailed
+from telephony.sip.message import Response, parse
+from telephony.sip.ua import Call, Trunk, TrunkPolicy
+from tests.telephony.sip.conftest import Harness
+
+
+async def test_call_info_dtmf_hold_and_bye(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    for _ in range(50):
+        if callee.calls:
+            break
+        await asyncio.sleep(0.02)
+    theirs = callee.calls[0]
+    assert theirs.call_id == call.call_id and theirs.negotiated.codec.name == "PCMU"
+    assert caller.media[0].started and callee.media[0].started
+
+    resp = await caller.ua._send_in_dialog(call, "INFO", body=b"Signal=7\r\nDuration=160\r\n",
+                                           content_type="application/dtmf-relay")
+    assert resp.status == 200
+    assert await asyncio.wait_for(theirs.dtmf.get(), 2) == "7"
+
+    assert await call.set_hold(True)
+    assert theirs.on_hold and callee.media[0].holds[-1] is True
+    assert theirs.negotiated.direction == "recvonly"
+    assert await call.set_hold(False)
+    assert not theirs.on_hold and theirs.negotiated.direction == "sendrecv"
+
+    await call.hangup()
+    await asyncio.wait_for(theirs.ended.wait(), 2)
+    assert theirs.end_reason == "remote-bye" and call.end_reason == "local-bye"
+    assert callee.ua.calls == {} and caller.ua.calls == {}
+    assert callee.media[0].closed and caller.media[0].closed
+
+
+async def test_digest_admission_for_trunks_without_allowed_ip(make_ua) -> None:
+    policy = TrunkPolicy([Trunk(name="pbx", allow_ips=["192.0.2.0/24"], username="pbx", password="pw",
+                                realm="agents")])
+    callee: Harness = await make_ua(policy=policy)
+    caller: Harness = await make_ua()
+    with pytest.raises(CallFailed) as info:
+        await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    assert info.value.status == 401
+    with pytest.raises(CallFailed) as info:
+        await caller.ua.invite(f"sip:agent@{callee.target}", credentials=DigestClient("pbx", "bad"), timeout=5)
+    assert info.value.status == 403
+    call = await caller.ua.invite(f"sip:agent@{callee.target}", credentials=DigestClient("pbx", "pw"), timeout=5)
+    assert call.state == "confirmed"
+    await call.hangup()
+
+
+async def test_graceful_shutdown_rejects_new_calls_then_byes(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    stopping = asyncio.ensure_future(callee.ua.stop(timeout=0.5))
+    await asyncio.sleep(0.05)
+    with pytest.raises(CallFailed) as info:
+        await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    assert info.value.status == 503
+    await asyncio.wait_for(call.ended.wait(), 3)  # the drain timeout passed: the agent said BYE
+    assert call.end_reason == "remote-bye"
+    await stopping
+    assert callee.ua.calls == {}
+
+
+async def test_a_crashing_call_handler_ends_only_its_call(make_ua) -> None:
+    count = 0
+
+    def handler(h: Harness):
+        async def run(c: Call) -> None:
+            nonlocal count
+            count += 1
+            h.calls.append(c)
+            if count == 1:
+                raise RuntimeError("session bug")
+            await c.ended.wait()
+        return run
+
+    callee: Harness = await make_ua(handler)
+    caller: Harness = await make_ua()
+    first = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    await asyncio.wait_for(first.ended.wait(), 3)
+    assert first.end_reason == "remote-bye"
+    second = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    assert second.state == "confirmed"
+    for _ in range(100):
+        if count == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert count == 2 and second.state == "confirmed"
+    await second.hangup()
+
+
+async def test_malformed_request_gets_400_and_the_ua_keeps_going(make_ua) -> None:
+    callee: Harness = await make_ua()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    bad = (f"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKq\r\n"
+           "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: bad1\r\nCSeq: one INVITE\r\n"
+           "Content-Length: 0\r\n\r\n").encode()
+    await loop.sock_sendto(sock, bad, ("127.0.0.1", callee.ua.port))
+    data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 2)
+    # The 400 copies the broken CSeq verbatim (RFC 3261 8.2.6.2), so only its first line and ids are checked.
+    assert data.startswith(b"SIP/2.0 400 Bad Request (bad CSeq")
+    assert b"Call-ID: bad1\r\n" in data and b"branch=z9hG4bKq" in data
+    good = bad.replace(b"CSeq: one INVITE", b"CSeq: 1 OPTIONS").replace(b"INVITE sip", b"OPTIONS sip")
+    await loop.sock_sendto(sock, good, ("127.0.0.1", callee.ua.port))
+    resp = parse(await asyncio.wait_for(loop.sock_recv(sock, 65535), 2))
+    assert isinstance(resp, Response) and resp.status == 200
+    sock.close()
+    assert callee.ua.calls == {} and callee.ua.stats["bad_requests"] == 1
+
+
+async def test_unknown_dialog_gets_481(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    assert call.dialog is not None
+    call.dialog.remote = call.dialog.remote.with_tag("not-theirs")
+    resp = await caller.ua._send_in_dialog(call, "INFO", body=b"Signal=1\r\n", content_type="application/dtmf-relay")
+    assert resp.status == 481
