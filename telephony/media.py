@@ -291,6 +291,18 @@ class RtpSession:
     def next_frame(self) -> np.ndarray:
         """The next 20 ms frame from the jitter buffer, without waiting (what `frames()` yields)."""
         n = self._samples
+        if not len(self._fifo) and self._codec is not None:
+            payload = self._jb.pop()
+            if payload is None:
+                return self._emit(self._lost_frame(n))
+            try:
+                decoded = self._codec.decode(payload)
+            except CodecError:
+                self.counters["decode_errors"] += 1
+                return self._emit(self._lost_frame(n))
+            if len(decoded) == n:  # the usual case: one packet per 20 ms slot
+                return self._emit(self._concealer.good(decoded))
+            self._fifo = decoded
         while len(self._fifo) < n:
             payload = self._jb.pop() if self._codec is not None else None
             if payload is None:
@@ -308,9 +320,15 @@ class RtpSession:
             frame = np.concatenate([self._fifo, np.zeros(n - len(self._fifo), dtype=np.float32)])
             self._fifo = self._fifo[:0]
         else:
-            if self._remote_ssrc is not None:
-                self.counters["concealed"] += 1
-            frame = self._concealer.conceal(n)
+            frame = self._lost_frame(n)
+        return self._emit(frame)
+
+    def _lost_frame(self, n: int) -> np.ndarray:
+        if self._remote_ssrc is not None:
+            self.counters["concealed"] += 1
+        return self._concealer.conceal(n)
+
+    def _emit(self, frame: np.ndarray) -> np.ndarray:
         if self._detector is not None:
             for digit in self._detector.feed(frame):
                 self.counters["dtmf_received"] += 1
