@@ -1,0 +1,187 @@
+"""Malformed datagrams thrown at a running user agent: 400 when answerable, no crash, no dialog left."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telephony.sip.errors import SipParseError
+from telephony.sip.message import error_response, parse
+from telephony.sip.transaction import Timers
+from telephony.sip.ua import UserAgent
+from tests.telephony.sip.conftest import FakeMedia
+
+TEMPLATE = (
+    "INVITE sip:agent@127.0.0.1 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{n};rport\r\n"
+    "Max-Forwards: 70\r\n"
+    'From: "Fuzz" <sip:fuzz@127.0.0.1>;tag={n}\r\n'
+    "To: <sip:agent@127.0.0.1>\r\n"
+    "Call-ID: fuzz-{n}\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: <sip:fuzz@127.0.0.1:{port}>\r\n"
+    "Content-Type: application/sdp\r\n"
+    "Content-Length: {length}\r\n"
+    "\r\n"
+    "{body}"
+)
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+
+class Running:
+    """A UA on its own loop in a thread, so hypothesis can drive it synchronously."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.ua: UserAgent | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def media(host: str) -> FakeMedia:
+            return FakeMedia()
+
+        async def handler(call: object) -> None:
+            await asyncio.sleep(0)
+
+        async def start() -> None:
+            self.ua = UserAgent(handler, port=0, media=media, timers=Timers(t1=0.005, t2=0.02, t4=0.02))  # type: ignore[arg-type]
+            await self.ua.start()
+            self.ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def call(self, coro: object) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        assert self.ua is not None
+        self.call(self.ua.stop(timeout=0.2))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[Running]:
+    r = Running()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[socket.socket]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.3)
+    yield s
+    s.close()
+
+
+def _drain(sock: socket.socket, wait: float) -> list[bytes]:
+    out: list[bytes] = []
+    sock.settimeout(wait)
+    while True:
+        try:
+            out.append(sock.recv(65535))
+        except TimeoutError:
+            return out
+        sock.settimeout(0.02)
+
+
+mutation = st.one_of(
+    st.tuples(st.just("delete"), st.integers(0, 600), st.integers(1, 40)),
+    st.tuples(st.just("insert"), st.integers(0, 600), st.binary(min_size=1, max_size=40)),
+    st.tuples(st.just("flip"), st.integers(0, 600), st.integers(0, 255)),
+    st.tuples(st.just("dropline"), st.integers(1, 10), st.just(0)),
+    st.tuples(st.just("dupline"), st.integers(1, 10), st.integers(1, 200)),
+)
+
+
+def mutate(data: bytes, ops: list[tuple[str, int, object]]) -> bytes:
+    for op, pos, arg in ops:
+        pos = min(pos, len(data))
+        if op == "delete":
+            data = data[:pos] + data[pos + int(arg):]  # type: ignore[call-overload]
+        elif op == "insert":
+            data = data[:pos] + bytes(arg) + data[pos:]  # type: ignore[call-overload]
+        elif op == "flip" and pos < len(data):
+            data = data[:pos] + bytes([int(arg)]) + data[pos + 1:]  # type: ignore[call-overload]
+        elif op == "dropline":
+            lines = data.split(b"\r\n")
+            if pos < len(lines):
+                del lines[pos]
+            data = b"\r\n".join(lines)
+        elif op == "dupline":
+            lines = data.split(b"\r\n")
+            if pos < len(lines):
+                lines[pos:pos] = [lines[pos]] * min(int(arg), 200)  # type: ignore[call-overload]
+            data = b"\r\n".join(lines)
+    return data
+
+
+counter = iter(range(10**9))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(mutation, min_size=1, max_size=4), with_body=st.booleans())
+def test_mutated_invites(running: Running, client: socket.socket, ops: list[tuple[str, int, object]],
+                         with_body: bool) -> None:
+    assert running.ua is not None
+    port = client.getsockname()[1]
+    n = next(counter)
+    body = SDP if with_body else ""
+    data = mutate(TEMPLATE.format(port=port, n=n, length=len(body), body=body).encode(), ops)
+    client.sendto(data, ("127.0.0.1", running.ua.port))
+    try:
+        parse(data)
+        malformed = False
+    except SipParseError:
+        malformed = True
+    answer = error_response(data, "x") if malformed else None
+    expect_400 = False
+    if answer is not None:
+        try:
+            expect_400 = answer.via.response_address(("127.0.0.1", port)) == ("127.0.0.1", port)
+        except (SipParseError, ValueError):
+            expect_400 = False
+    got = _drain(client, 0.3 if expect_400 else 0.02)
+    if expect_400:
+        assert any(g.startswith(b"SIP/2.0 400 ") for g in got), (data, got)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.binary(max_size=1500))
+def test_random_bytes(running: Running, client: socket.socket, junk: bytes) -> None:
+    assert running.ua is not None
+    client.sendto(junk or b"x", ("127.0.0.1", running.ua.port))
+
+
+def test_after_fuzzing_the_ua_answers_and_holds_no_dialogs(running: Running, client: socket.socket) -> None:
+    assert running.ua is not None
+    _drain(client, 0.05)
+    time.sleep(running.ua.timers.b + 0.3)  # every answered fuzz INVITE times out its 2xx (no ACK) and is BYEd
+    _drain(client, 0.05)
+    port = client.getsockname()[1]
+    options = TEMPLATE.format(port=port, n="opt", length=0, body="").replace("INVITE", "OPTIONS").encode()
+    client.sendto(options, ("127.0.0.1", running.ua.port))
+    replies = [parse(g) for g in _drain(client, 1.0)]
+    assert any(getattr(r, "status", 0) == 200 and r.call_id == "fuzz-opt" for r in replies)
+
+    async def snapshot() -> tuple[int, int, int]:
+        assert running.ua is not None
+        return len(running.ua.calls), len(running.ua.layer.servers), len(running.ua.layer.clients)
+
+    calls, _servers, _clients = running.call(snapshot())  # type: ignore[misc]
+    assert calls == 0
