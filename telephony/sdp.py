@@ -65,7 +65,7 @@ class MediaDescription:
     rtpmap: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     fmtp: dict[int, str] = field(default_factory=dict)
     ptime: int | None = None
-    direction: str | None = None
+    direction: str | None = "sendrecv"  # parse() fills in the session-level value; None writes no attribute
     connection: str | None = None
     port_count: int | None = None
     other_formats: list[str] = field(default_factory=list)
@@ -239,6 +239,9 @@ class _Parser:
                 self._attribute(value, sd, current)
         if not (seen_v and seen_o):
             raise SdpError("SDP lacks its v= or o= line")
+        for m in sd.media:
+            if m.direction is None:
+                m.direction = sd.direction or "sendrecv"
         return sd
 
     @staticmethod
@@ -264,7 +267,7 @@ class _Parser:
         port = _int(port_text, "media port")
         if port > 65535:
             raise SdpError(f"SDP media port {port} is out of range")
-        m = MediaDescription(media=parts[0], port=port, proto=parts[2])
+        m = MediaDescription(media=parts[0], port=port, proto=parts[2], direction=None)
         if count:
             m.port_count = _int(count, "port count")
         for fmt in parts[3:]:
@@ -411,7 +414,7 @@ def answer(
         else:
             # Every offered stream gets a line in the answer; port 0 rejects it (RFC 3264 section 6).
             result.media.append(MediaDescription(media=m.media, port=0, proto=m.proto, formats=list(m.formats),
-                                                 other_formats=list(m.other_formats)))
+                                                 other_formats=list(m.other_formats), direction="inactive"))
     negotiated = Negotiated(chosen, dtmf_pt, remote_address, offered.port, ours, ptime)
     return result, negotiated
 

@@ -46,7 +46,7 @@ def test_parse_phone_offer() -> None:
     assert (audio.media, audio.port, audio.proto, audio.formats) == ("audio", 49170, "RTP/AVP", [8, 0, 9, 101])
     assert audio.rtpmap[101] == ("telephone-event", 8000, 1)
     assert audio.fmtp == {101: "0-15"}
-    assert audio.ptime == 20 and audio.direction == "sendrecv"
+    assert audio.ptime == 20 and audio.direction == "sendrecv" and video.direction == "sendrecv"
     assert ("maxptime", "150") in audio.attributes
     assert video.media == "video" and video.formats == [31]
 
@@ -62,7 +62,7 @@ def test_lf_only_and_media_level_connection() -> None:
     text = "v=0\no=- 1 2 IN IP4 10.0.0.1\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP4 10.0.0.2/127\na=recvonly\n"
     sd = SessionDescription.parse(text)
     m = sd.audio()
-    assert sd.connection is None and m.connection == "10.0.0.2"
+    assert sd.connection is None and m.connection == "10.0.0.2" and m.direction == "recvonly"
     assert sd.address_of(m) == "10.0.0.2" and sd.direction_of(m) == "recvonly"
     assert m.codec(0) == ("PCMU", 8000, 1)  # static payload type without rtpmap
 
@@ -224,4 +224,4 @@ def test_non_rtp_media_keeps_tokens() -> None:
     sd = SessionDescription.parse(text)
     assert sd.media[0].other_formats == ["webrtc-datachannel"]
     assert SessionDescription.parse(sd.serialize()) == sd
-    assert MediaDescription().direction is None
+    assert MediaDescription().direction == "sendrecv"
