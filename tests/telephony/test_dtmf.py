@@ -131,3 +131,14 @@ def test_sip_info_bodies(body: str, ctype: str, digit: str) -> None:
 def test_sip_info_errors(body: str, ctype: str, message: str) -> None:
     with pytest.raises(DtmfError, match=message):
         parse_dtmf_info(body, ctype)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=6)), max_size=30))
+def test_receiver_fuzz_raises_only_dtmf_error(items: list[tuple[int, bytes]]) -> None:
+    rx = DtmfReceiver(101)
+    for ts, data in items:
+        try:
+            digit = rx.feed(RtpPacket(payload_type=101, timestamp=ts * 800, payload=data))
+        except DtmfError:
+            continue
+        assert digit is None or digit in "0123456789*#ABCD"
