@@ -161,7 +161,7 @@ class LiveCall:
         kind = item["type"]
         if kind in ("partial", "caller_turn"):
             self.last_caption = {"speaker": "caller", "text": item.get("text", "")}
-        elif kind in ("agent_text", "greeting", "transfer_message"):
+        elif kind in ("agent_partial", "agent_text", "greeting", "transfer_message"):
             self.last_caption = {"speaker": "agent", "text": item.get("text", "")}
         elif kind == "sentiment":
             self.sentiment = str(item.get("label", "neutral"))
