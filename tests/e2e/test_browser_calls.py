@@ -41,7 +41,10 @@ Gen = tuple[Path, dict[str, Any]]
 STATS_JS = """async (pc) => {
   let energy = 0, level = 0;
   (await pc.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'audio') { energy += r.totalAudioEnergy || 0; level = Math.max(level, r.audioLevel || 0); }
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      energy += r.totalAudioEnergy || 0;
+      level = Math.max(level, r.audioLevel || 0);
+    }
   });
   return {energy, level};
 }"""
