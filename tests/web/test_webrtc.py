@@ -43,7 +43,7 @@ async def call_client(web_config: Config, store: CallStore) -> AsyncIterator[Tes
 
 
 async def wait_saved(client: TestClient[Any, Any], call_id: str, timeout: float = 10.0) -> None:
-    live = client.app[STATE].live  # type: ignore[index]
+    live = client.app[STATE].live
     for _ in range(int(timeout / 0.05)):
         if call_id not in live.calls:
             return
