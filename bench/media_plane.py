@@ -4,7 +4,10 @@ Each pair is two `RtpSession`s negotiated with SDP offer/answer (PCMU): side A s
 tone frame every 20 ms and drains what comes back through its jitter buffer; side B takes each
 20 ms frame out of its jitter buffer and sends it back. No models run. Send jitter is the
 deviation of each packet's send time from its leg's 20 ms grid (t0 + k * 20 ms), over every
-packet of both directions after a 1 s warm-up; loss is packets sent minus packets received.
+packet of both directions after a 1 s warm-up; like the pacer, a leg's grid restarts after a
+stall of more than 3 frames (the stall itself is counted once, and in the stalls column).
+Loss is packets sent minus packets received. The machine may be shared: the 1-minute load
+average before each run is printed beside the numbers.
 
     .venv/bin/python bench/media_plane.py [--sizes 10,25,50,100,200] [--seconds 10] [--runs 3]
 """
@@ -58,23 +61,34 @@ async def run_once(n: int, seconds: float) -> dict[str, float]:
     t = np.arange(160) / 8000
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     deviations: list[float] = []
+    stalls = [0]
     start = loop.time() + 0.2
     stop = start + seconds
 
-    def record(k: int, t0: float, now: float) -> None:
-        if k * FRAME_S >= WARMUP_S:
-            deviations.append(now - (t0 + k * FRAME_S))
+    class Grid:
+        """A leg's 20 ms send grid; like the pacer, it restarts after a stall longer than 3 frames."""
+
+        def __init__(self) -> None:
+            self.t0: float | None = None
+            self.k = 0
+
+        def sent(self, now: float) -> None:
+            if self.t0 is None:
+                self.t0 = now
+            deviation = now - (self.t0 + self.k * FRAME_S)
+            if now - start >= WARMUP_S:
+                deviations.append(deviation)
+            self.k += 1
+            if deviation > 3 * FRAME_S:
+                stalls[0] += 1
+                self.t0, self.k = now, 1
 
     async def caller(a: RtpSession, phase: float) -> None:
         await asyncio.sleep(start + phase - loop.time())
-        t0, k = 0.0, 0
+        grid = Grid()
         while loop.time() < stop:
             await a.send(tone)
-            now = loop.time()
-            if k == 0:
-                t0 = now
-            record(k, t0, now)
-            k += 1
+            grid.sent(loop.time())
 
     async def drain(a: RtpSession, phase: float) -> None:
         await asyncio.sleep(start + phase - loop.time())
@@ -84,19 +98,16 @@ async def run_once(n: int, seconds: float) -> dict[str, float]:
 
     async def echo(b: RtpSession, phase: float) -> None:
         await asyncio.sleep(start + phase - loop.time())
-        t0, k = 0.0, -1
+        grid = Grid()
         async for frame in b.frames():
             if loop.time() > stop + 0.1:
                 return
-            if k < 0 and not frame.any():
+            if grid.t0 is None and not frame.any():
                 continue  # nothing to echo until the caller's audio arrives
             await b.send(frame)
-            now = loop.time()
-            k += 1
-            if k == 0:
-                t0 = now
-            record(k, t0, now)
+            grid.sent(loop.time())
 
+    load = os.getloadavg()[0]
     cpu0, wall0 = time.process_time(), time.monotonic()
     total0, steal0 = cpu_times()
     # Real calls start at random moments, so their 20 ms grids have random phases; aligned grids would make
@@ -127,6 +138,8 @@ async def run_once(n: int, seconds: float) -> dict[str, float]:
         "lost": float(sent - received),
         "loss_pct": 100.0 * (sent - received) / max(sent, 1),
         "late": float(late),
+        "stalls": float(stalls[0]),
+        "load1_before": load,
         "cpu_pct": 100.0 * cpu,
         "steal_pct": 100.0 * (steal1 - steal0) / max(total1 - total0, 1.0),
     }
@@ -164,14 +177,15 @@ def main() -> None:
             results[n].append(res)
             print(f"run {r + 1} N={n}: " + ", ".join(f"{k}={v:.2f}" for k, v in res.items()), flush=True)
     print()
-    print("| pairs (legs) | send jitter p50 ms | p99 ms | max ms | packets | lost | loss % | late | CPU % | steal % |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| pairs (legs) | send jitter p50 ms | p99 ms | max ms | stalls > 60 ms | packets | lost | loss % | late "
+          "| CPU % | steal % | load before |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     best = 0
     for n in sizes:
         med: dict[str, Any] = {k: statistics.median(r[k] for r in results[n]) for k in results[n][0]}
-        print(f"| {n} ({2 * n}) | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {med['max_ms']:.1f} | {med['sent']:.0f} "
-              f"| {med['lost']:.0f} | {med['loss_pct']:.3f} | {med['late']:.0f} | {med['cpu_pct']:.0f} "
-              f"| {med['steal_pct']:.1f} |")
+        print(f"| {n} ({2 * n}) | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {med['max_ms']:.1f} "
+              f"| {med['stalls']:.0f} | {med['sent']:.0f} | {med['lost']:.0f} | {med['loss_pct']:.3f} "
+              f"| {med['late']:.0f} | {med['cpu_pct']:.0f} | {med['steal_pct']:.1f} | {med['load1_before']:.2f} |")
         if med["p99_ms"] < 5 and all(r["lost"] == 0 for r in results[n]):
             best = max(best, n)
     print()

@@ -126,7 +126,7 @@ class RtpSession:
         self.counters: dict[str, int] = dict.fromkeys(
             ("packets_sent", "bytes_sent", "packets_received", "bytes_received", "dropped_foreign", "dropped_early",
              "malformed", "unknown_payload", "concealed", "rtcp_sent", "rtcp_received", "dtmf_sent",
-             "dtmf_received", "decode_errors"), 0)
+             "dtmf_received", "decode_errors", "pacing_restarts"), 0)
         self.remote_report: dict[str, float] = {}
 
     @classmethod
@@ -342,12 +342,15 @@ class RtpSession:
         now = loop.time()
         if self._next_send is None or now - self._next_send > MAX_CATCH_UP * FRAME_S:
             if self._next_send is not None:
+                self._send_lag.append(now - self._next_send)
+                self.counters["pacing_restarts"] += 1
                 # The producer paused: move the RTP clock on by the wall time that passed, and mark a talkspurt.
                 skipped = int((now - self._next_send) / FRAME_S)
                 self._ts = (self._ts + skipped * self._step) & 0xFFFFFFFF
                 self._marker = True
-            self._next_send = now
-        elif self._next_send > now:
+            self._next_send = now + FRAME_S
+            return
+        if self._next_send > now:
             await asyncio.sleep(self._next_send - now)
         self._send_lag.append(loop.time() - self._next_send)
         self._next_send += FRAME_S
