@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from voice_agent.auth import SessionSigner, User, Users
 
@@ -88,6 +89,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except json.JSONDecodeError:
         return error(400, "the request body is not valid JSON")
+    except HttpProcessingError as exc:  # malformed multipart parts and headers inside bodies
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return error(status, f"malformed request: {exc.message or type(exc).__name__}")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "internal error (details are in the server log)")
