@@ -67,11 +67,24 @@ def api_schema(live_api: tuple[str, str, str]) -> Any:
     return schemathesis.openapi.from_url(live_api[0] + "/api/openapi.json")
 
 
-def _fuzz(schema: Any, url: str, headers: dict[str, str], examples: int, anonymous: bool) -> list[str]:
-    """Run generated cases for every operation; returns what went wrong."""
+def _runner(operation: Any, url: str, headers: dict[str, str], examples: int, expect_401: bool,
+            problems: list[str]) -> Any:
+    """A hypothesis test for one operation (schemathesis' pytest plugin does not load under pytest 9)."""
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
+    @given(case=operation.as_strategy())
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(case: Any) -> None:
+        response = case.call_and_validate(base_url=url, headers=headers, checks=[not_a_server_error])
+        if expect_401 and response.status_code != 401:
+            problems.append(f"{case.method} {case.formatted_path}: {response.status_code} without credentials")
+
+    return run
+
+
+def _fuzz(schema: Any, url: str, headers: dict[str, str], examples: int, anonymous: bool) -> list[str]:
+    """Run generated cases for every operation; returns what went wrong."""
     problems: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -79,14 +92,7 @@ def _fuzz(schema: Any, url: str, headers: dict[str, str], examples: int, anonymo
         operations += 1
         public = operation.definition.raw.get("security") == []
 
-        # schemathesis' own pytest plugin does not load under pytest 9, so hypothesis drives it here.
-        @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case: Any, public: bool = public) -> None:
-            response = case.call_and_validate(base_url=url, headers=headers, checks=[not_a_server_error])
-            if anonymous and not public and response.status_code != 401:
-                problems.append(f"{case.method} {case.formatted_path}: {response.status_code} without credentials")
-
+        run = _runner(operation, url, headers, examples, anonymous and not public, problems)
         try:
             run()
         except Exception as exc:  # collect every operation's failure, not only the first
