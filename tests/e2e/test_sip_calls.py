@@ -1,0 +1,182 @@
+"""Whole phone calls over SIP with the real models: baresip calling in, kamailio in the path, transfer.
+
+The Engine (Whisper, MiniLM, SmolLM2, hibari) loads once per test session and serves every call
+of a PhoneFrontend that runs on its own event loop, exactly as ``voice-agent serve`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import load_audio, resample
+from asr.metrics import normalize
+from tests.conftest import need
+from tests.telephony.sip.conftest import SCENARIOS, free_port
+from voice_agent.config import Config, load_config
+from voice_agent.phone import PhoneFrontend, engine_factory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+Gen = tuple[Path, dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def engine_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh data dir whose model cache is shared with the other e2e runs (conversions are slow)."""
+    home = tmp_path_factory.mktemp("sip-home")
+    shared_cache = ROOT / "var" / "test-home" / "cache"
+    shared_cache.mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(shared_cache, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def engine(engine_home: Path) -> Any:
+    """Every model, loaded once for the session."""
+    from voice_agent.engine import Engine
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return Engine.from_config(load_config(env={"VOICE_AGENT_HOME": str(engine_home)}))
+
+
+class PhoneServer:
+    """A PhoneFrontend on its own event loop in a thread (the test drives peers synchronously)."""
+
+    def __init__(self, config: Config, engine: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.frontend = PhoneFrontend(config, engine_factory(engine), voice=engine.voice)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.run(engine.warm_up())
+        self.run(self.frontend.start())
+
+    def run(self, coro: Any, timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def port(self) -> int:
+        return self.frontend.address[1]
+
+    def wait_results(self, n: int, timeout: float = 60) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while len(self.frontend.results) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return list(self.frontend.results)
+
+    def stop(self) -> None:
+        self.run(self.frontend.stop(timeout=2))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(engine: Any, engine_home: Path) -> Iterator[PhoneServer]:
+    config = load_config(env={"VOICE_AGENT_HOME": str(engine_home)})
+    config.sip.listen = f"127.0.0.1:{free_port()}"
+    config.sip.human_queue = "sip:humans@127.0.0.1:5999"
+    srv = PhoneServer(config, engine)
+    yield srv
+    srv.stop()
+
+
+def _sipp(scenario: str, target: str, cwd: Path, timeout: int = 60, port: int | None = None) -> None:
+    need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
+    proc = subprocess.run(
+        ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", "1", "-i", "127.0.0.1",
+         "-p", str(port or free_port()), "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", f"{timeout}s",
+         "-timeout_error", "-trace_err", "-error_file", str(cwd / "sipp.err"), target],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout + 15, check=False)
+    errors = (cwd / "sipp.err").read_text(errors="replace") if (cwd / "sipp.err").exists() else ""
+    assert proc.returncode == 0, proc.stdout[-2000:] + errors
+
+
+def test_baresip_caller_hears_greeting_and_answer(server: PhoneServer, generated: Gen, transcriber: Any,
+                                                  tmp_path: Path) -> None:
+    need(shutil.which("baresip") is not None, "baresip is not installed")
+    # The first question of the multi-turn caller: 5 s of silence, then "... opening hours on Saturday?".
+    audio = np.asarray(load_audio(generated[0] / "caller_multiturn.wav"))
+    audio = (audio[0] if audio.ndim == 2 else audio)[: 16000 * 20]
+    sf.write(tmp_path / "caller.wav", resample(audio, 16000, 8000), 8000, subtype="PCM_16")
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (tmp_path / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU\n")
+    (tmp_path / "config").write_text("\n".join([
+        "poll_method epoll", f"sip_listen 127.0.0.1:{free_port()}", "net_interface 127.0.0.1",
+        f"audio_source aufile,{tmp_path / 'caller.wav'}", "audio_player aufile,none",
+        "module_path /usr/lib/baresip/modules", "module g711.so", "module aufile.so", "module sndfile.so",
+        "module menu.so", "module account.so", f"snd_path {rec}", "rtp_ports 20000-29999", ""]))
+    before = len(server.frontend.results)
+    proc = subprocess.run(["baresip", "-f", str(tmp_path), "-e", f"/dial sip:agent@127.0.0.1:{server.port}",
+                           "-t", "26"], capture_output=True, text=True, timeout=60, check=False)
+    assert "Call established" in proc.stdout, proc.stdout[-3000:]
+    heard_files = sorted(rec.glob("*-dec.wav"))
+    assert heard_files, proc.stdout[-2000:]
+    heard, rate = sf.read(heard_files[0], dtype="float32")
+    text = transcriber.transcribe(resample(heard, rate, 16000), sample_rate=16000).text
+    words = set(normalize(text))
+    assert {"thank", "calling", "help"} & words, text  # the greeting
+    assert {"saturday", "9", "nine", "5", "five", "am", "pm"} & words, text  # the answer to the question
+    results = server.wait_results(before + 1)
+    result = results[before]
+    assert result.turns and "saturday" in result.turns[0].caller_text.lower()
+    assert result.call_id.startswith("sip-")
+    assert Path(result.recording).exists()
+
+
+def test_kamailio_record_routes_ack_and_bye(server: PhoneServer, tmp_path: Path) -> None:
+    need(shutil.which("kamailio") is not None, "kamailio is not installed")
+    kam_port = free_port()
+    cfg = (SCENARIOS / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port)).replace(
+        "AGENT_PORT", str(server.port))
+    (tmp_path / "kamailio.cfg").write_text(cfg)
+    kam = subprocess.Popen(["kamailio", "-f", str(tmp_path / "kamailio.cfg"), "-DD", "-E", "-Y", str(tmp_path),
+                            "-P", str(tmp_path / "kamailio.pid")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)
+        assert kam.poll() is None, kam.stdout.read() if kam.stdout else ""
+        before = len(server.frontend.results)
+        _sipp("uac_basic", f"127.0.0.1:{kam_port}", tmp_path)
+        server.wait_results(before + 1, timeout=20)
+    finally:
+        kam.terminate()
+        log = kam.communicate(timeout=10)[0]
+    lines = [ln for ln in log.splitlines() if "KAM-" in ln]
+    # The caller's ACK and BYE carry kamailio's Record-Route as Route and are relayed by it.
+    assert any("KAM-LOOSE ACK" in ln for ln in lines), "\n".join(lines)
+    assert any("KAM-LOOSE BYE" in ln for ln in lines), "\n".join(lines)
+    assert any("KAM-REQ BYE" in ln and f"127.0.0.1:{kam_port};lr" in ln for ln in lines), "\n".join(lines)
+    assert any("KAM-REPLY 200 BYE" in ln for ln in lines)
+
+
+def test_dtmf_zero_transfers_with_refer(server: PhoneServer, tmp_path: Path) -> None:
+    before = len(server.frontend.results)
+    # The sipp caller presses 0 (SIP INFO) during the greeting: menu "0=agent" asks for a human,
+    # so the agent announces the transfer and sends REFER, which sipp accepts (202, NOTIFY 200).
+    _sipp("uac_dtmf_transfer", f"127.0.0.1:{server.port}", tmp_path, timeout=60)
+    result = server.wait_results(before + 1)[before]
+    assert result.outcome == "transferred"
+    assert any(e["type"] == "dtmf" and e["digit"] == "0" for e in result.events)
+    assert result.transfer["method"] == "refer" and result.transfer["ok"] is True
+    assert result.transfer["target"] == "sip:humans@127.0.0.1:5999"
+    from voice_agent.store import CallStore
+
+    store = CallStore(server.frontend.config.store_url)
+    try:
+        record = store.get_call(result.call_id)
+        assert record.outcome == "transferred"
+    finally:
+        store.close()
+
