@@ -86,6 +86,7 @@ async def test_roles_delete_recording_and_audit(client: Client, store: CallStore
     assert forbidden.status == 403
     assert "admin" in (await forbidden.json())["error"]
     assert (await client.delete(f"/api/calls/{cid}", headers=agent)).status == 403
+    assert (await client.delete(f"/api/calls/{cid[:4]}", headers=admin)).status == 404  # no prefix matching
 
     rows = Users(store).audit_rows(target=cid)
     actions = sorted((r["user"], r["action"]) for r in rows)

@@ -136,9 +136,14 @@ def _call_or_404(request: web.Request) -> Any:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", call_id):
         raise ApiError(404, f"no call with id {call_id!r}")
     try:
-        return _state(request).store.get_call(call_id)
-    except StoreError as exc:
-        raise ApiError(404, str(exc)) from None
+        rec = _state(request).store.get_call(call_id)
+    except StoreError:
+        rec = None
+    # The store accepts unique id prefixes (a CLI convenience); over HTTP, where a DELETE could
+    # hit a call by its first letter, only the exact id names a call.
+    if rec is None or rec.id != call_id:
+        raise ApiError(404, f"no call with id {call_id!r}")
+    return rec
 
 
 async def get_call(request: web.Request) -> web.Response:
