@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from voice_agent.config import Config
 from voice_agent.logs import log_event
-from voice_agent.phone import PhoneFrontend, engine_factory
+from voice_agent.phone import PhoneFrontend, engine_factory, parse_listen, trunks_from_config
 
 log = logging.getLogger("voice_agent.serve")
 
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
     """The front ends this process runs (models loaded once and shared by every call)."""
+    parse_listen(args.sip_listen or config.sip.listen)  # bad settings fail before minutes of model loading
+    trunks_from_config(config.sip)
     engine = None
     if not args.echo:
         from voice_agent.engine import Engine
