@@ -65,12 +65,13 @@ class FakeRecognizer:
         return Recognition(self.text if loud else "", -0.2, 0.01)
 
 
-def fake_engine(brain_factory: Callable[[], Any] | None = None) -> Engine:
+def fake_engine(brain_factory: Callable[[], Any] | None = None, heard: str = "what are your opening hours") -> Engine:
     """An engine with the session tests' fake brain and voice and a fake recognizer (no models)."""
     from tests.voice_agent.fakes import FakeBrain, FakeVoice
 
     settings = SessionSettings(filler_after_s=5.0)
-    return Engine(FakeRecognizer(), FakeVoice(), brain_factory or (lambda: FakeBrain()), settings)  # type: ignore[arg-type]
+    return Engine(FakeRecognizer(heard), FakeVoice(), brain_factory or (lambda: FakeBrain()),  # type: ignore[arg-type]
+                  settings)
 
 
 @pytest.fixture()

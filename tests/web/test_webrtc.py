@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from asr.audio import load_audio, resample
 from telephony.webrtc import FrameReader, OutgoingAudio, allow_loopback_candidates
 from tests.voice_agent.fakes import tone
+from voice_agent.auth import Users
 from voice_agent.config import Config
 from voice_agent.store import CallStore
 from voice_agent.web.api import STATE
@@ -127,6 +128,35 @@ async def test_takeover_caller_and_agent_hear_each_other(call_client: TestClient
     await wait_saved(call_client, body["call_id"])
     rec = store.get_call(body["call_id"])
     assert rec.meta["human_agents"] == ["ann"]
+
+
+async def test_escalation_holds_the_caller_for_a_human_then_gives_up(web_config: Config, store: CallStore,
+                                                                      generated: Gen) -> None:
+    allow_loopback_candidates(True)
+    web_config.http.hold_timeout_s = 2.0
+    app = make_app(web_config, store, fake_engine(heard="i want to talk to a human"))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        caller = RtcPeer(np.concatenate([speech(generated, "utt_technician.wav"), np.zeros(RATE * 6, np.float32)]))
+        body = await caller.connect(client, "/api/webrtc/offer")
+        try:
+            transfer = await caller.wait_for("transfer", timeout=30)
+            assert transfer["reason"] == "asked"
+            await caller.wait_for("waiting")
+            said = await caller.wait_for("agent_text")
+            assert said["text"].endswith("Please hold for a moment.")
+            r = await client.get(f"/api/live/{body['call_id']}",
+                                 headers={"Authorization": f"Bearer {Users(store).issue_token('vic')}"})
+            assert (await r.json())["status"] == "waiting"
+            # Nobody takes the call within the hold timeout: the caller is told and the call ends.
+            ended = await caller.wait_for("hangup", timeout=15)
+            assert ended["reason"] == "no agent available"
+            await caller.wait_for("call_end")
+        finally:
+            await caller.close()
+        await wait_saved(client, body["call_id"])
+    allow_loopback_candidates(False)
+    rec = store.get_call(body["call_id"])
+    assert rec.outcome == "abandoned" and rec.meta["transfer"]["reason"] == "asked"
 
 
 async def test_offer_rate_limit_and_bad_sdp(call_client: TestClient[Any, Any], web_config: Config) -> None:
