@@ -119,6 +119,7 @@ class RtpSession:
         self._closed = False
         self._next_send: float | None = None
         self._dtmf_busy = False
+        self._dtmf_lock = asyncio.Lock()
         self._lsr = 0
         self._lsr_at = 0.0
         self._rtcp_task: asyncio.Task[None] | None = None
@@ -207,6 +208,11 @@ class RtpSession:
         return self._samples
 
     @property
+    def closed(self) -> bool:
+        """Whether close() has run."""
+        return self._closed
+
+    @property
     def remote(self) -> Addr | None:
         """Where RTP goes now (the SDP address, or the latched source)."""
         return self._remote
@@ -216,7 +222,7 @@ class RtpSession:
         if self._closed:
             return
         if self.negotiated is not None:
-            with contextlib.suppress(TelephonyError):
+            with contextlib.suppress(TelephonyError, OSError):
                 self._send_rtcp(bye=True)
         self._closed = True
         if self._rtcp_task is not None:
@@ -389,6 +395,11 @@ class RtpSession:
         digit_to_event(digit)
         if self.negotiated is None or self._codec is None:
             raise MediaError("send_dtmf() before start(): no codec has been negotiated yet")
+        async with self._dtmf_lock:  # key presses go out one after another, never interleaved
+            await self._send_dtmf(digit, duration_ms)
+
+    async def _send_dtmf(self, digit: str, duration_ms: int) -> None:
+        assert self.negotiated is not None and self._codec is not None
         if not self.sending:
             return
         pt = self.negotiated.dtmf_payload_type

@@ -136,6 +136,8 @@ async def test_rfc4733_dtmf_both_ways(pair: tuple[RtpSession, RtpSession]) -> No
     assert await asyncio.wait_for(b.dtmf.get(), 1) == "5"
     assert await asyncio.wait_for(a.dtmf.get(), 1) == "#"
     assert b.dtmf.empty() and a.dtmf.empty()
+    await asyncio.gather(a.send_dtmf("1"), a.send_dtmf("2"), a.send_dtmf("3"))  # queued, not interleaved
+    assert [await asyncio.wait_for(b.dtmf.get(), 1) for _ in range(3)] == ["1", "2", "3"]
     with pytest.raises(DtmfError):
         await a.send_dtmf("X")
 
@@ -210,7 +212,7 @@ async def test_rtcp_reports_are_exchanged(pair: tuple[RtpSession, RtpSession]) -
         assert stats["remote_jitter_ms"] < 20
     a.close()
     await asyncio.sleep(0.05)
-    assert b.remote_bye
+    assert b.remote_bye and a.closed and not b.closed
 
 
 async def test_hold_stops_sending(pair: tuple[RtpSession, RtpSession]) -> None:
