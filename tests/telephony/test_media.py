@@ -294,3 +294,42 @@ def test_read_pcap_errors(tmp_path: Path) -> None:
     (tmp_path / "x.pcap").write_bytes(b"\x0a\x0d\x0d\x0a" + bytes(40))
     with pytest.raises(MediaError, match="pcapng"):
         read_pcap(tmp_path / "x.pcap")
+
+
+async def test_garbage_on_both_ports_never_breaks_the_leg(pair: tuple[RtpSession, RtpSession]) -> None:
+    a, b = pair
+    await connect(a, b, ["PCMU", "telephone-event"])
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    rng = np.random.default_rng(7)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    b.start(Negotiated(Codec("PCMU", 0, 8000), 101, "127.0.0.1", raw.getsockname()[1]))
+    try:
+        for i in range(400):
+            kind = i % 4
+            if kind == 0:  # random bytes
+                data = rng.bytes(int(rng.integers(0, 300)))
+            elif kind == 1:  # RTP with a random payload type and payload
+                body = rng.bytes(int(rng.integers(0, 200)))
+                data = RtpPacket(int(rng.integers(0, 128)), i, i * 160, 5, body).serialize()
+            elif kind == 2:  # telephone-event packets with junk payloads
+                data = RtpPacket(101, i, i * 160, 5, rng.bytes(int(rng.integers(0, 8)))).serialize()
+            else:  # RTCP-looking junk
+                data = bytes([0x80 | int(rng.integers(0, 32)), int(rng.integers(192, 224))]) + rng.bytes(
+                    int(rng.integers(0, 60)))
+            port = b.local_port + (1 if i % 5 == 0 else 0)
+            raw.sendto(data, ("127.0.0.1", port))
+            if i % 20 == 0:
+                await asyncio.sleep(0.005)
+                for _ in range(3):
+                    assert len(b.next_frame()) == 160
+    finally:
+        raw.close()
+    await asyncio.sleep(0.05)
+    assert errors == []
+    stats = b.stats()
+    assert stats["malformed"] > 0 and stats["packets_received"] > 0
+    frame = b.next_frame()
+    assert frame.dtype == np.float32 and np.all(np.abs(frame) <= 1.0)
