@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 
@@ -18,3 +18,8 @@ TTS_FIRST_AUDIO = Histogram(
 CALLS = Counter("voice_agent_calls_total", "Calls ended, by outcome", ["outcome"])
 EVENTS = Counter("voice_agent_call_events_total", "Call events (barge_in, transfer, reprompt, hangup...)", ["type"])
 ACTIVE_CALLS = Gauge("voice_agent_active_calls", "Calls in progress")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text exposition of every metric and its content type (for a /metrics endpoint)."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

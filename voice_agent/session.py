@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad, UtteranceRecognizer
+from voice_agent import metrics
 from voice_agent.logs import call_id_var, log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome, Voice
 
@@ -286,6 +287,7 @@ class CallSession:
     def _event(self, kind: str, **data: Any) -> None:
         item = {"t": round(self.now, 3), "type": kind, **data}
         self.events.append(item)
+        metrics.EVENTS.labels(kind).inc()
         log_event(log, kind, call_id=self.call_id, t=item["t"], **{k: v for k, v in data.items() if k != "summary"})
         if self.on_event is not None:
             result = self.on_event(item)
@@ -313,6 +315,7 @@ class CallSession:
         """Converse until hang-up, transfer, time limit or the end of the caller's audio."""
         call_id_var.set(self.call_id)
         wav = self._open_recording()
+        metrics.ACTIVE_CALLS.inc()
         self._event("call_start", rate=self.rate)
         await self._say_prompt(self.brain.greeting(), kind="greeting")
         silence = np.zeros(self._playout.n, np.float32)
@@ -337,9 +340,11 @@ class CallSession:
                     task.cancel()
             if wav is not None:
                 wav.close()
+            metrics.ACTIVE_CALLS.dec()
         if not self.outcome:
             answered = any(t.agent_text for t in self.turns)
             self.outcome = "resolved" if answered else "abandoned"
+        metrics.CALLS.labels(self.outcome).inc()
         self._event("call_end", outcome=self.outcome)
         return CallResult(self.call_id, self.outcome, self.now, self.turns, self.events, self.transcript,
                           self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer)
@@ -673,8 +678,6 @@ def _write_stereo(wav: wave.Wave_write, caller: np.ndarray, agent: np.ndarray) -
 
 
 def _observe_latency(turn: TurnRecord) -> None:
-    from voice_agent import metrics
-
     if turn.voice_to_voice_ms is not None:
         metrics.VOICE_TO_VOICE.observe(turn.voice_to_voice_ms / 1000)
     if turn.asr_final is not None and turn.end_of_speech is not None:

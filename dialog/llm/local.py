@@ -51,7 +51,9 @@ def ensure_converted(cache_dir: Path) -> Path:
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a tqdm bar in the middle of `chat --json` or a server log is noise
     log.info("converting %s to %s (once)", GGUF_FILE, target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=GGUF_FILE)
