@@ -361,7 +361,11 @@ class UserAgent:
                 w.cancel()
         remaining = [c for c in self.calls.values() if c.state != "ended"]
         if remaining:
-            await asyncio.gather(*(c.hangup("shutdown") for c in remaining), return_exceptions=True)
+            # A vanished peer would keep a BYE retransmitting for 64*T1: shutdown does not wait that long.
+            byes = [asyncio.ensure_future(c.hangup("shutdown")) for c in remaining]
+            await asyncio.wait(byes, timeout=min(2.0, self.timers.b))
+            for c in remaining:
+                await self._end_call(c, "shutdown")
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
