@@ -333,3 +333,29 @@ async def test_garbage_on_both_ports_never_breaks_the_leg(pair: tuple[RtpSession
     assert stats["malformed"] > 0 and stats["packets_received"] > 0
     frame = b.next_frame()
     assert frame.dtype == np.float32 and np.all(np.abs(frame) <= 1.0)
+
+
+async def test_late_producer_and_consumer_never_burst(pair: tuple[RtpSession, RtpSession]) -> None:
+    a, b = pair
+    await connect(a, b, ["PCMU"])
+    frame = sine(8000, 1)[0]
+    sent_at: list[float] = []
+    for i in range(30):
+        if i in (5, 15):
+            await asyncio.sleep(0.05 if i == 5 else 0.3)  # a short hiccup, then a long stall
+        await a.send(frame)
+        sent_at.append(time.monotonic())
+    gaps = np.diff(sent_at)
+    # After the 50 ms hiccup the pacer catches up with at most three packets back to back; after the
+    # 300 ms stall it restarts its grid instead of flushing 15 stale packets at once.
+    assert int((gaps[5:14] < 0.005).sum()) <= 3
+    assert int((gaps[15:] < 0.005).sum()) <= 1
+    assert a.stats()["pacing_restarts"] == 1
+    yielded: list[float] = []
+    async for _ in b.frames():
+        yielded.append(time.monotonic())
+        if len(yielded) == 3:
+            await asyncio.sleep(0.3)  # the consumer stalls
+        if len(yielded) == 12:
+            break
+    assert int((np.diff(yielded)[3:] < 0.005).sum()) <= 3
