@@ -33,9 +33,10 @@ def open_audio(input_device: int | None, output_device: int | None) -> tuple[Any
     except ImportError:
         raise UserError("`talk` needs PyAudio: pip install 'voice-agent[talk]' (and portaudio19-dev)") from None
     pa = pyaudio.PyAudio()
+    if pa.get_device_count() == 0:
+        pa.terminate()
+        raise UserError("no audio device found on this machine; use `voice-agent call --caller FILE`")
     try:
-        if pa.get_device_count() == 0:
-            raise UserError("no audio device found on this machine; use `voice-agent call --caller FILE`")
         mic = pa.open(format=pyaudio.paInt16, channels=1, rate=RATE, input=True, frames_per_buffer=FRAME,
                       input_device_index=input_device)
         spk = pa.open(format=pyaudio.paInt16, channels=1, rate=RATE, output=True, frames_per_buffer=FRAME,
