@@ -478,7 +478,8 @@ class RtpSession:
         return ReceiverReport(self.ssrc, blocks)
 
     def _send_rtcp(self, bye: bool = False) -> None:
-        if self._remote_rtcp is None or self._closed:
+        # 0.0.0.0 (an old-style hold) would reach this very host on Linux: send nowhere instead.
+        if self._remote_rtcp is None or self._closed or self._remote_rtcp[0] in ("0.0.0.0", "::"):
             return
         packets: list[RtcpPacket] = [self._report(), SourceDescription([(self.ssrc, [(1, self.cname)])])]
         if bye:

@@ -359,3 +359,17 @@ async def test_late_producer_and_consumer_never_burst(pair: tuple[RtpSession, Rt
         if len(yielded) == 12:
             break
     assert int((np.diff(yielded)[3:] < 0.005).sum()) <= 3
+
+
+async def test_old_style_hold_sends_nothing_anywhere(pair: tuple[RtpSession, RtpSession]) -> None:
+    a, b = pair
+    await connect(a, b, ["PCMU"])
+    a.start(Negotiated(Codec("PCMU", 0, 8000), None, "0.0.0.0", b.local_port, direction="recvonly"))
+    assert not a.sending and a.negotiated is not None and a.negotiated.on_hold
+    for frame in sine(8000, 5):
+        await a.send(frame)
+    await asyncio.sleep(0.3)  # longer than the RTCP interval
+    a.close()
+    await asyncio.sleep(0.05)
+    stats = b.stats()
+    assert stats["packets_received"] == 0 and stats["rtcp_received"] == 0 and not b.remote_bye
