@@ -241,19 +241,23 @@ async def test_remote_hold_from_negotiation(pair: tuple[RtpSession, RtpSession])
     assert b.stats()["packets_sent"] == 0
 
 
-async def test_wideband_g722_pair(pair: tuple[RtpSession, RtpSession]) -> None:
+@pytest.mark.parametrize(("name", "rate"), [("G722", 16000), ("opus", 48000)])
+async def test_wideband_pair(pair: tuple[RtpSession, RtpSession], name: str, rate: int) -> None:
     a, b = pair
-    await connect(a, b, ["G722", "PCMU"])
-    assert a.sample_rate == b.sample_rate == 16000 and a.frame_samples == 320
+    await connect(a, b, [name, "PCMU"])
+    n = rate // 50
+    assert a.negotiated is not None and a.negotiated.codec.name == name
+    assert a.sample_rate == b.sample_rate == rate and a.frame_samples == n
 
     async def produce() -> None:
-        for frame in sine(16000, 30, samples=320):
+        for frame in sine(rate, 30, samples=n):
             await a.send(frame)
 
     frames, _ = await asyncio.gather(collect(b, 40), produce())
     audio = np.concatenate(frames)
-    assert all(len(f) == 320 for f in frames)
-    assert abs(peak_frequency(audio, 16000) - 440) < 10
+    assert all(len(f) == n for f in frames)
+    assert abs(peak_frequency(audio, rate) - 440) < 10
+    assert b.stats()["packets_received"] == 30 and b.stats()["decode_errors"] == 0
 
 
 async def test_misuse_errors() -> None:
