@@ -159,6 +159,32 @@ async def test_escalation_holds_the_caller_for_a_human_then_gives_up(web_config:
     assert rec.outcome == "abandoned" and rec.meta["transfer"]["reason"] == "asked"
 
 
+async def test_console_and_store_never_see_a_card_number(web_config: Config, store: CallStore,
+                                                        generated: Gen) -> None:
+    allow_loopback_candidates(True)
+    app = make_app(web_config, store, fake_engine(heard="my card number is 4111 1111 1111 1111"))
+    viewer = {"Authorization": f"Bearer {Users(store).issue_token('vic')}"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        caller = RtcPeer(speech(generated, "utt_bill.wav"))
+        body = await caller.connect(client, "/api/webrtc/offer")
+        try:
+            turn = await caller.wait_for("caller_turn", timeout=30)
+            assert "4111 1111 1111 1111" in turn["text"]  # the caller's own captions show what they said
+            await caller.wait_for("agent_text")
+            live = await (await client.get(f"/api/live/{body['call_id']}", headers=viewer)).text()
+            assert "[CARD]" in live and "4111" not in live
+            listed = await (await client.get("/api/live", headers=viewer)).text()
+            assert "4111" not in listed
+            caller.send({"type": "hangup"})
+            await caller.wait_for("call_end")
+        finally:
+            await caller.close()
+        await wait_saved(client, body["call_id"])
+        stored = await (await client.get(f"/api/calls/{body['call_id']}", headers=viewer)).text()
+    allow_loopback_candidates(False)
+    assert "[CARD]" in stored and "4111" not in stored
+
+
 async def test_offer_rate_limit_and_bad_sdp(call_client: TestClient[Any, Any], web_config: Config) -> None:
     r = await call_client.post("/api/webrtc/offer", json={"sdp": "v=0\r\nnot really sdp\r\n", "type": "offer"})
     assert r.status == 400 and "no audio" in (await r.json())["error"]

@@ -229,7 +229,7 @@ async def live_call(request: web.Request) -> web.Response:
     user = require(request, "viewer")
     call = _live_or_404(request)
     _state(request).users.audit(user.name, "read_live", call.id)
-    return web.json_response({**call.summary(), "events": list(call.recent)})
+    return web.json_response({**call.summary(), "events": call.recent_events()})
 
 
 async def live_hangup(request: web.Request) -> web.Response:
@@ -364,7 +364,8 @@ async def list_kb(request: web.Request) -> web.Response:
     docs = []
     if kb.is_dir():
         for p in sorted(kb.iterdir()):
-            if p.is_file() and p.suffix.lower() in (".md", ".yaml", ".yml"):
+            # The index skips READMEs (they describe the folder), so the list does too.
+            if p.is_file() and p.suffix.lower() in (".md", ".yaml", ".yml") and not p.name.upper().startswith("README"):
                 docs.append({"name": p.name, "size": p.stat().st_size, "modified": p.stat().st_mtime})
     return web.json_response({"documents": docs, "folder": str(kb), "index": _state(request).kb_status})
 

@@ -160,6 +160,7 @@
     turns.replaceChildren();
     for (const t of d.turns) {
       turns.append(el("tr", {}, el("td", {}, t.index + 1), el("td", { class: "caption" }, t.caller_text),
+        el("td", { class: "caption" }, t.agent_text || ""),
         el("td", {}, t.sentiment || ""), el("td", {}, t.voice_to_voice_ms != null ? Math.round(t.voice_to_voice_ms) + " ms" : "")));
     }
     const audio = $("detail-audio");
@@ -220,6 +221,7 @@
     for (const d of data.documents) list.append(el("li", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); openDoc(d.name); } }, d.name)));
     $("kb-save").disabled = !can("agent") || !S.kbDoc;
     $("kb-delete").disabled = !can("admin") || !S.kbDoc;
+    if (data.index.state === "rebuilding") setTimeout(() => { if (S.tab === "kb") loadKb(); }, 1000);
   }
   async function openDoc(name) {
     try { const d = await api("GET", "/api/kb/" + encodeURIComponent(name)); S.kbDoc = d.name; $("kb-name").textContent = d.name; $("kb-text").value = d.text; loadKb(); }

@@ -13,6 +13,7 @@ from typing import Any
 
 from voice_agent.config import Config
 from voice_agent.logs import log_event
+from voice_agent.privacy import Privacy
 from voice_agent.store import CallStore
 
 log = logging.getLogger("voice_agent.web.jobs")
@@ -77,6 +78,9 @@ class JobRunner:
                 channel_speakers=self.config.transcribe.channel_speakers,
                 block_seconds=self.config.transcribe.block_seconds, progress=progress)
             data = transcript.to_dict()
+            privacy = Privacy.from_config(self.config)
+            if privacy.store:
+                data = privacy.transcript(data)
             call_id = self.store.add_call(
                 "transcription", str(path), duration=data["duration"], ended_at=time.time(), outcome="transcribed",
                 language=data.get("language"), model=data.get("model"), text=data["text"],

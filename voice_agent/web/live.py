@@ -26,6 +26,7 @@ from telephony.webrtc import FRAME, RATE, PeerCall, WebRtcError
 from voice_agent.engine import Engine
 from voice_agent.logs import log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome
+from voice_agent.privacy import Privacy
 from voice_agent.records import save_call
 from voice_agent.session import CallResult, CallSession
 from voice_agent.store import CallStore
@@ -118,8 +119,9 @@ class ListeningBrain:
 class LiveCall:
     """One browser call in progress."""
 
-    def __init__(self, peer: PeerCall, remote: str, transfer_text: str) -> None:
+    def __init__(self, peer: PeerCall, remote: str, transfer_text: str, privacy: Privacy | None = None) -> None:
         self.id = uuid.uuid4().hex[:16]
+        self.privacy = privacy
         self.peer = peer
         self.remote = remote
         self.transfer_text = transfer_text
@@ -166,9 +168,17 @@ class LiveCall:
         elif kind == "sentiment":
             self.sentiment = str(item.get("label", "neutral"))
             self.mood = float(item.get("mood", 0.0))
-        self.peer.send_event(item)
+        self.peer.send_event(item)  # the caller sees their own words as said
         if self.agent is not None:
-            self.agent.send_event(item)
+            self.agent.send_event(self.redacted(item))
+
+    def redacted(self, value: Any) -> Any:
+        """What the support team may see: PII in captions replaced by placeholders."""
+        return self.privacy.record(value) if self.privacy is not None else value
+
+    def recent_events(self) -> list[dict[str, Any]]:
+        """Recent events for the console (redacted)."""
+        return list(self.redacted(list(self.recent)))
 
     def on_session_event(self, event: dict[str, Any]) -> None:
         """The CallSession's on_event callback."""
@@ -189,8 +199,9 @@ class LiveCall:
         """What the console's live list shows."""
         return {"id": self.id, "remote": self.remote, "started_at": self.started_at,
                 "duration": round(time.time() - self.started_at, 1), "status": self.status,
-                "sentiment": self.sentiment, "mood": round(self.mood, 3), "last_caption": self.last_caption,
-                "agent": self.agent_user, "escalation": self.escalation}
+                "sentiment": self.sentiment, "mood": round(self.mood, 3),
+                "last_caption": self.redacted(self.last_caption), "agent": self.agent_user,
+                "escalation": self.redacted(self.escalation)}
 
     # ---- audio around the session -------------------------------------------------------
     async def caller_frames(self, hold_timeout_s: float) -> AsyncIterator[np.ndarray]:
@@ -279,8 +290,9 @@ class LiveCalls:
     """Every browser call of this process."""
 
     def __init__(self, engine: Engine, store: CallStore, recordings: Path, *, ice_servers: list[str],
-                 max_calls: int = 8, hold_timeout_s: float = 120.0) -> None:
+                 max_calls: int = 8, hold_timeout_s: float = 120.0, privacy: Privacy | None = None) -> None:
         self.engine = engine
+        self.privacy = privacy
         self.store = store
         self.recordings = recordings
         self.ice_servers = ice_servers
@@ -303,7 +315,7 @@ class LiveCalls:
         except Exception:
             await peer.close()
             raise
-        call = LiveCall(peer, remote, self.engine.settings.transfer_text)
+        call = LiveCall(peer, remote, self.engine.settings.transfer_text, self.privacy)
         peer.on_message = lambda message: self._on_message(call, message)
         self.calls[call.id] = call
         call.task = asyncio.ensure_future(self._run(call))
@@ -342,6 +354,12 @@ class LiveCalls:
         result: CallResult | None = None
         try:
             result = await session.run(call.caller_frames(self.hold_timeout_s), call.sink)
+            # A caller who hangs up while the agent speaks leaves that answer out of the transcript:
+            # the session closes an agent segment only when its audio has finished playing.
+            close_segment = getattr(session, "_close_agent_segment", None)
+            if close_segment is not None and getattr(session, "_agent_text_parts", None):
+                close_segment()
+                result.transcript = session.transcript
         except WebRtcError as exc:
             log_event(log, "web_call_failed", call_id=call.id, error=str(exc))
         except Exception:
@@ -371,7 +389,8 @@ class LiveCalls:
         loop = asyncio.get_running_loop()
 
         def write() -> None:
-            save_call(self.store, result, "webrtc", f"browser {call.remote}", started_at=call.started_at)
+            save_call(self.store, result, "webrtc", f"browser {call.remote}", started_at=call.started_at,
+                      privacy=self.privacy)
             self.store.update_call(result.call_id, meta={"human_agents": call.human_agents,
                                                          "sentiment": call.sentiment})
 

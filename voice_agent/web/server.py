@@ -19,6 +19,7 @@ from telephony.webrtc import allow_loopback_candidates
 from voice_agent.auth import SessionSigner, Users, load_secret
 from voice_agent.config import Config, ConfigError
 from voice_agent.logs import log_event
+from voice_agent.privacy import Privacy
 from voice_agent.store import CallStore
 from voice_agent.web.api import STATE, add_routes
 from voice_agent.web.jobs import JobRunner
@@ -136,7 +137,8 @@ def make_app(config: Config, store: CallStore, engine: Any = None, *, transcribe
     live = None
     if engine is not None:
         live = LiveCalls(engine, store, config.recordings_path, ice_servers=list(config.http.ice_servers),
-                         max_calls=config.http.max_calls, hold_timeout_s=config.http.hold_timeout_s)
+                         max_calls=config.http.max_calls, hold_timeout_s=config.http.hold_timeout_s,
+                         privacy=Privacy.from_config(config))
     jobs = JobRunner(config, store, config.data_path / "uploads", transcriber=transcriber)
     state = WebState(config, store, engine, live, jobs)
     app = web.Application(middlewares=[json_errors, security_headers, make_identity(state.users, state.signer)],
