@@ -208,6 +208,12 @@ async def offer(request: web.Request) -> web.Response:
     return web.json_response({"sdp": answer, "type": answer_type, "call_id": call.id})
 
 
+async def webrtc_config(request: web.Request) -> web.Response:
+    """GET /api/webrtc/config: the ICE servers the caller page should use (public)."""
+    servers = list(_state(request).config.http.ice_servers)
+    return web.json_response({"ice_servers": [{"urls": servers}] if servers else []})
+
+
 def _live_or_404(request: web.Request) -> Any:
     st = _state(request)
     call = st.live.get(request.match_info["call_id"]) if st.live is not None else None
@@ -457,6 +463,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/session", whoami)
     r.add_delete("/api/session", sign_out)
     r.add_post("/api/webrtc/offer", offer)
+    r.add_get("/api/webrtc/config", webrtc_config)
     r.add_get("/api/calls", list_calls)
     r.add_get("/api/calls/{call_id}", get_call)
     r.add_delete("/api/calls/{call_id}", remove_call)

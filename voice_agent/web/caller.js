@@ -69,7 +69,10 @@
       return;
     }
     setStatus("Connecting…");
-    const pc = new RTCPeerConnection({ iceServers: window.VOICE_ICE_SERVERS || [] });
+    const base = window.VOICE_AGENT_BASE || "";
+    let iceServers = [];
+    try { iceServers = (await (await fetch(base + "/api/webrtc/config")).json()).ice_servers || []; } catch (e) { /* host candidates only */ }
+    const pc = new RTCPeerConnection({ iceServers });
     state.pc = pc;
     state.stream.getTracks().forEach((t) => pc.addTrack(t, state.stream));
     const dc = pc.createDataChannel("events");
@@ -91,7 +94,6 @@
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await iceDone(pc);
-      const base = window.VOICE_AGENT_BASE || "";
       const res = await fetch(base + "/api/webrtc/offer", {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),

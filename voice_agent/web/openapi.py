@@ -72,6 +72,8 @@ def document() -> dict[str, Any]:
             },
             "/api/webrtc/offer": {"post": _op("Start a browser call (SDP offer in, answer out)", _SDP_OUT,
                                               400, 429, 503, body=_SDP_IN, public=True)},
+            "/api/webrtc/config": {"get": _op("ICE servers for browser calls", _json({
+                "type": "object", "properties": {"ice_servers": {"type": "array", "items": _OBJ}}}), public=True)},
             "/api/calls": {"get": _op("Search past calls", _json({"type": "object", "properties": {
                 "calls": {"type": "array", "items": _OBJ}, "total": {"type": "integer"}}}), 400, 401, params=q)},
             "/api/calls/{call_id}": {

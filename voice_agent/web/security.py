@@ -103,12 +103,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # The caller page is what the widget frames on other sites; everything else stays unframeable.
+    framable = request.path == "/"
+    ancestors = "*" if framable else "'self'"
     if request.path != "/widget.js":
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        if not framable:
+            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-            "connect-src 'self'; frame-ancestors 'self'")
+            f"connect-src 'self'; frame-ancestors {ancestors}")
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
