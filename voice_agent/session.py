@@ -584,7 +584,7 @@ class CallSession:
         self._reply_started_audio = False
         start = max(0.0, end_of_speech - len(audio) / ASR_RATE)
         self.transcript.append({"speaker": "caller", "start": round(start, 3), "end": round(end_of_speech, 3),
-                                "text": text, "turn": turn.index})
+                                "text": text if dtmf is None else f"[DTMF {dtmf}]", "turn": turn.index})
         self._event("caller_turn", text=text)
         self._reprompts = 0
         filler = asyncio.ensure_future(self._filler_later(turn))

@@ -197,7 +197,7 @@ class Call:
         loop = asyncio.get_running_loop()
         if loop.time() >= self._ok_deadline:
             self._ok_retransmit = None
-            log.info("sip_ack_timeout", extra={"fields": {"call_id": self.call_id}})
+            log.info("sip_ack_timeout", extra={"fields": {"sip_call_id": self.call_id}})
             self.ua._spawn(self._end_with_bye("no ACK"))
             return
         self.transport.send(self._ok_data, self._ok_dest)
@@ -227,7 +227,7 @@ class Call:
                 resp = await self.ua._send_in_dialog(self, "BYE")
                 log.debug("bye answered %s", resp.status)
             except (SipError, OSError) as exc:
-                log.info("sip_bye_failed", extra={"fields": {"call_id": self.call_id, "error": str(exc)}})
+                log.info("sip_bye_failed", extra={"fields": {"sip_call_id": self.call_id, "error": str(exc)}})
         elif self._invite_tx is not None and not self._invite_tx.answered:
             self._invite_tx.respond(make_response(self._invite_tx.request, 480, "Temporarily Unavailable",
                                                   self.dialog.local_tag if self.dialog else None))
@@ -429,7 +429,7 @@ class UserAgent:
         except SipParseError as exc:  # a header the parser let through but a handler could not use
             self._on_bad(msg.serialize(), exc, transport, addr)
         except Exception:
-            log.exception("sip_handler_error", extra={"fields": {"call_id": msg.call_id}})
+            log.exception("sip_handler_error", extra={"fields": {"sip_call_id": msg.call_id}})
 
     def _on_response(self, response: Response) -> None:
         tx = self.layer.match_response(response)
@@ -494,7 +494,7 @@ class UserAgent:
                 call.remote_sdp = SessionDescription.parse(request.text())
                 call.negotiated = negotiated_from_answer(call.local_sdp, call.remote_sdp)
             except Exception as exc:
-                log.info("sip_bad_ack_sdp", extra={"fields": {"call_id": call.call_id, "error": str(exc)}})
+                log.info("sip_bad_ack_sdp", extra={"fields": {"sip_call_id": call.call_id, "error": str(exc)}})
                 self._spawn(call._end_with_bye("bad SDP in ACK"))
                 return
             self._spawn(_maybe_await(call.media.start(call.negotiated)))
@@ -530,7 +530,7 @@ class UserAgent:
             for k, v in headers.items():
                 resp.headers.add(k.replace("_", "-"), v)
             tx.respond(self._response_headers(resp, transport))
-            log.info("sip_invite_rejected", extra={"fields": {"call_id": cid, "status": status,
+            log.info("sip_invite_rejected", extra={"fields": {"sip_call_id": cid, "status": status,
                                                                "peer": f"{addr[0]}:{addr[1]}"}})
 
         tx.respond(self._response_headers(make_response(request, 100), transport))
@@ -577,7 +577,7 @@ class UserAgent:
         except Exception as exc:
             if media_leg is not None:
                 await _maybe_await(media_leg.close())
-            log.warning("sip_media_error", extra={"fields": {"call_id": cid, "error": str(exc)}})
+            log.warning("sip_media_error", extra={"fields": {"sip_call_id": cid, "error": str(exc)}})
             reject(500 if not isinstance(exc, SipError) else 488)
             return
         call = Call(self, "inbound", media_leg, transport)
@@ -589,7 +589,7 @@ class UserAgent:
         call.dialog = Dialog.from_uas(request, tag)
         self.calls[cid] = call
         tx.on_terminated = None
-        log.info("sip_call_ringing", extra={"fields": {"call_id": cid, "from": call.remote_party,
+        log.info("sip_call_ringing", extra={"fields": {"sip_call_id": cid, "from": call.remote_party,
                                                         "peer": f"{addr[0]}:{addr[1]}"}})
         tx.respond(self._response_headers(make_response(request, 180, to_tag=tag), transport, contact=True))
         call.state = "ringing"
@@ -611,7 +611,7 @@ class UserAgent:
         call.state = "answered"
         call._arm_ok(tx.last or b"", addr if transport.reliable else request.via.response_address(addr))
         self.stats["answered"] += 1
-        log.info("sip_call_answered", extra={"fields": {"call_id": cid, "codec": _codec_name(negotiated)}})
+        log.info("sip_call_answered", extra={"fields": {"sip_call_id": cid, "codec": _codec_name(negotiated)}})
         call.handler = self._spawn(self._run_handler(call))
 
     async def _run_handler(self, call: Call) -> None:
@@ -627,7 +627,7 @@ class UserAgent:
             raise
         except Exception:
             # One broken call must never take the server down: log it with its id and hang up.
-            log.exception("call_handler_crashed", extra={"fields": {"call_id": call.call_id}})
+            log.exception("call_handler_crashed", extra={"fields": {"sip_call_id": call.call_id}})
         if call.state != "ended":
             await call.hangup("local-bye")
 
@@ -645,7 +645,7 @@ class UserAgent:
             del self.calls[call.call_id]
         call.ended.set()
         call.confirmed.set()  # wake anyone waiting for an ACK that will never come
-        log.info("sip_call_ended", extra={"fields": {"call_id": call.call_id, "reason": call.end_reason}})
+        log.info("sip_call_ended", extra={"fields": {"sip_call_id": call.call_id, "reason": call.end_reason}})
 
     # ---- in-dialog requests -------------------------------------------------------------------
     def _in_dialog(self, request: Request, stx: ServerTransaction, transport: Transport) -> None:
@@ -690,7 +690,7 @@ class UserAgent:
         stx.respond(self._response_headers(make_response(request, 200), transport))
         if digit:
             call.dtmf.put_nowait(digit)
-            log.info("sip_dtmf_info", extra={"fields": {"call_id": call.call_id, "digit": digit}})
+            log.info("sip_dtmf_info", extra={"fields": {"sip_call_id": call.call_id, "digit": digit}})
 
     def _on_notify(self, call: Call, request: Request) -> None:
         state = (request.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
@@ -723,7 +723,7 @@ class UserAgent:
             await _maybe_await(call.media.start(negotiated))
             await _maybe_await(call.media.hold(hold))
             if hold != call.on_hold:
-                log.info("sip_hold" if hold else "sip_unhold", extra={"fields": {"call_id": call.call_id}})
+                log.info("sip_hold" if hold else "sip_unhold", extra={"fields": {"sip_call_id": call.call_id}})
             call.on_hold = hold
         else:
             local = call.local_sdp  # type: ignore[assignment]  # session refresh without an offer: offer the current session again
@@ -844,7 +844,7 @@ class UserAgent:
             await call.hangup("bad answer")
             raise CallFailed(488, f"unusable SDP answer: {_clean(str(exc))}") from None
         await _maybe_await(media_leg.start(call.negotiated))
-        log.info("sip_call_connected", extra={"fields": {"call_id": call.call_id, "to": str(uri),
+        log.info("sip_call_connected", extra={"fields": {"sip_call_id": call.call_id, "to": str(uri),
                                                           "codec": _codec_name(call.negotiated)}})
         return call
 

@@ -127,10 +127,15 @@ def test_baresip_caller_hears_greeting_and_answer(server: PhoneServer, generated
     text = transcriber.transcribe(resample(heard, rate, 16000), sample_rate=16000).text
     words = set(normalize(text))
     assert {"thank", "calling", "help"} & words, text  # the greeting
-    assert {"saturday", "9", "nine", "5", "five", "am", "pm"} & words, text  # the answer to the question
     results = server.wait_results(before + 1)
     result = results[before]
-    assert result.turns and "saturday" in result.turns[0].caller_text.lower()
+    # The caller's question went through G.711, RTP and our jitter buffer into Whisper at 8 kHz.
+    assert result.turns, result.events
+    asked = set(normalize(result.turns[0].caller_text))
+    assert {"saturday", "opening", "hours", "hour"} & asked, result.turns[0].caller_text
+    # What baresip heard after the greeting is the agent's answer to that turn.
+    answer = {w for w in normalize(result.turns[0].agent_text) if len(w) > 2}
+    assert answer and len(answer & words) >= max(2, len(answer) // 3), (answer, text)
     assert result.call_id.startswith("sip-")
     assert Path(result.recording).exists()
 
@@ -180,3 +185,27 @@ def test_dtmf_zero_transfers_with_refer(server: PhoneServer, tmp_path: Path) -> 
     finally:
         store.close()
 
+
+
+def test_dial_out_to_a_uas_that_presses_zero_and_accepts_refer(server: PhoneServer, tmp_path: Path) -> None:
+    need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
+    port = free_port()
+    uas = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / "uas_dtmf_refer.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(port),
+         "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
+         "-error_file", str(tmp_path / "uas.err")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, cwd=tmp_path)
+    try:
+        time.sleep(0.5)
+        # `voice-agent dial`: the agent calls out, greets, the callee presses 0, the agent sends REFER.
+        result = server.run(server.frontend.dial(f"sip:human@127.0.0.1:{port}"), timeout=90)
+        out = uas.communicate(timeout=30)[0]
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+    errors = (tmp_path / "uas.err").read_text() if (tmp_path / "uas.err").exists() else ""
+    assert uas.returncode == 0, out[-2000:] + errors
+    assert result.outcome == "transferred"
+    assert result.transfer["method"] == "refer" and result.transfer["ok"] is True
+    assert any(t["speaker"] == "agent" for t in result.transcript)  # the greeting went out
+    assert any(t["speaker"] == "caller" and t["text"] == "[DTMF 0]" for t in result.transcript)

@@ -169,16 +169,46 @@ async def test_other_digits_are_menu_turns(recognizer: UtteranceRecognizer, tmp_
             await caller._send_in_dialog(call, "INFO", body=f"Signal={d}\r\n".encode(),
                                          content_type="application/dtmf-relay")
             await asyncio.sleep(0.4)
+        media: Any = call.media
+        pace = asyncio.ensure_future(_keep_sending(media))  # RFC 4733 events ride on a running stream
+        await media.send_dtmf("9")
+        await asyncio.sleep(0.6)
+        pace.cancel()
         await call.hangup()
         for _ in range(50):
             if phone.results:
                 break
             await asyncio.sleep(0.1)
-        assert [t.dtmf for t in brains[0].turns] == ["2", "7"]
+        assert [t.dtmf for t in brains[0].turns] == ["2", "7", "9"]
         assert any(e["type"] == "dtmf" for e in phone.results[0].events)
     finally:
         await caller.stop(1)
         await phone.stop(1)
+
+
+async def _keep_sending(media: Any) -> None:
+    silence = np.zeros(160, np.float32)
+    while True:
+        await media.send(silence)
+
+
+async def test_dial_runs_the_session_on_an_outbound_call(recognizer: UtteranceRecognizer, tmp_path: Path) -> None:
+    async def answer_then_hang_up(call: Call) -> None:
+        await asyncio.sleep(1.0)
+        await call.hangup()
+
+    callee = await peer(answer_then_hang_up)
+    brains: list[MenuBrain] = []
+    phone = PhoneFrontend(make_config(tmp_path), factory(recognizer, brains), media=rtp)
+    await phone.start()
+    try:
+        result = await asyncio.wait_for(phone.dial(f"sip:alice@127.0.0.1:{callee.port}"), 15)
+        assert result.call_id.startswith("sip-") and result.duration > 0.5
+        assert any(e["type"] == "call_start" for e in result.events)
+        assert phone.ua.calls == {} and callee.calls == {}
+    finally:
+        await phone.stop(1)
+        await callee.stop(1)
 
 
 async def test_a_session_crash_ends_only_its_call(recognizer: UtteranceRecognizer, tmp_path: Path) -> None:

@@ -191,3 +191,14 @@ async def test_register_with_digest_and_refresh(make_ua, tmp_path: Path) -> None
     assert proc.returncode == 0, out.decode()[-2000:]
     assert reg.seq > seq and reg.last_status == 200
     reg._task.cancel() if reg._task else None
+
+
+async def test_refer_to_a_uas_that_accepts(make_ua, tmp_path: Path) -> None:
+    proc, port = await sipp_server("uas_refer_accept", cwd=tmp_path)
+    h: Harness = await make_ua()
+    call = await h.ua.invite(f"sip:human@127.0.0.1:{port}", timeout=10)
+    result = await call.refer("sip:humans@127.0.0.1:5999", timeout=5)
+    assert result.ok and result.status == 200
+    await call.hangup("transferred")
+    out, _ = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, out.decode()[-2000:]

@@ -19,7 +19,8 @@ from telephony.sip.transaction import (
 from telephony.sip.transport import Transport
 from telephony.sip.uri import SipUri
 
-T = Timers(t1=0.01, t2=0.04, t4=0.05)
+T = Timers(t1=0.02, t2=0.08, t4=0.05)
+SLACK = 0.05  # a loaded CI machine fires timers late, never early
 
 
 class Recorder(Transport):
@@ -58,10 +59,11 @@ async def test_non_invite_client_retransmits_with_timer_e_and_times_out_with_f()
         await tx.final
     times = [s for s, _ in t.sent]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # E doubles from T1 and is capped at T2; F fires at 64*T1.
-    assert gaps[0] == pytest.approx(T.t1, abs=0.008)
-    assert gaps[1] == pytest.approx(2 * T.t1, abs=0.008)
-    assert max(gaps) == pytest.approx(T.t2, abs=0.01)
+    # E doubles from T1 and is capped at T2; F fires at 64*T1. Timers re-arm when they fire, so
+    # each gap is at least its nominal value.
+    assert T.t1 <= gaps[0] + 0.002 < T.t1 + SLACK
+    assert 2 * T.t1 <= gaps[1] + 0.002 < 2 * T.t1 + SLACK
+    assert all(g + 0.002 >= T.t2 for g in gaps[3:]) and max(gaps) < T.t2 + SLACK
     assert times[-1] - times[0] <= T.b
     assert tx.state is State.TERMINATED and not layer.clients
 
@@ -104,8 +106,9 @@ async def test_invite_client_timer_a_doubles_and_b_times_out() -> None:
         await tx.final
     times = [s for s, _ in t.sent]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert gaps[:3] == pytest.approx([T.t1, 2 * T.t1, 4 * T.t1], abs=0.01)
-    assert len(times) == 7  # 0, 1, 3, 7, 15, 31, 63 T1 before B at 64 T1
+    for i, nominal in enumerate([T.t1, 2 * T.t1, 4 * T.t1, 8 * T.t1]):
+        assert nominal <= gaps[i] + 0.002 < nominal + SLACK  # A doubles without the T2 cap
+    assert 6 <= len(times) <= 7  # 0, 1, 3, 7, 15, 31 (and 63) T1 before B at 64 T1
 
 
 async def test_invite_server_retransmits_failure_until_ack() -> None:
@@ -119,7 +122,7 @@ async def test_invite_server_retransmits_failure_until_ack() -> None:
     assert t.first_lines() == ["SIP/2.0 100 Trying", "SIP/2.0 100 Trying"]
     tx.respond(make_response(req, 486, to_tag="z"))
     await asyncio.sleep(3.5 * T.t1)  # timer G: T1, then 2*T1
-    assert t.first_lines().count("SIP/2.0 486 Busy Here") == 3
+    assert 2 <= t.first_lines().count("SIP/2.0 486 Busy Here") <= 3
     ack = request("ACK")
     ack.headers.set("Via", req.headers.get("Via") or "")
     assert layer.match_request(ack) is tx

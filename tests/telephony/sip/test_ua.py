@@ -134,3 +134,34 @@ async def test_unknown_dialog_gets_481(make_ua) -> None:
     call.dialog.remote = call.dialog.remote.with_tag("not-theirs")
     resp = await caller.ua._send_in_dialog(call, "INFO", body=b"Signal=1\r\n", content_type="application/dtmf-relay")
     assert resp.status == 481
+
+
+async def test_session_refresh_reinvite_without_sdp_gets_the_current_session(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
+    for _ in range(50):
+        if callee.calls:
+            break
+        await asyncio.sleep(0.02)
+    resp = await caller.ua._send_in_dialog(call, "INVITE", ack=True)
+    assert resp.status == 200 and resp.content_type == "application/sdp"
+    assert f"m=audio {callee.media[0].local_port} " in resp.text()
+    await asyncio.sleep(0.1)
+    theirs = callee.calls[0]
+    assert theirs.state == "confirmed" and theirs._ok_retransmit is None  # our ACK stopped the 2xx timer
+    await call.hangup()
+
+
+def test_telephony_never_imports_the_product_or_the_models() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "telephony"
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in {"voice_agent", "asr", "dialog", "tts"}, (path, name)
