@@ -276,11 +276,12 @@ class LiveCall:
             self.escalate(reason, "transfer requested from the console")
 
     def press(self, digit: str) -> None:
-        """A DTMF digit from the caller's keypad."""
-        self.emit({"type": "dtmf", "digit": digit})
+        """A DTMF digit from the caller's keypad: a caller turn of its own when the session takes keys."""
         session = self.session
         press: Callable[[str], Any] | None = getattr(session, "press", None)
-        if press is not None:
+        if press is None:
+            self.emit({"type": "dtmf", "digit": digit})  # the session reports it itself otherwise
+        else:
             result = press(digit)
             if asyncio.iscoroutine(result):
                 self._spawn(result)
