@@ -53,9 +53,13 @@ STATS_JS = """async (pc) => {
 @pytest.fixture(scope="session")
 def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Path]:
     """The real engine, loaded once, with its data dir in a temporary folder."""
+    from dialog import example_kb_dir
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     home = tmp_path_factory.mktemp("browser-home")
-    config = load_config(env={"VOICE_AGENT_HOME": str(home)})
+    # A copy of the example KB, so that editing it from the console leaves the repository alone.
+    shutil.copytree(example_kb_dir(), home / "kb")
+    config = load_config(env={"VOICE_AGENT_HOME": str(home)}, overrides={"dialog": {"kb_dir": str(home / "kb")}})
     return Engine.from_config(config), home
 
 
@@ -71,7 +75,7 @@ def mic_file(src: Path, tmp: Path, loop: bool) -> str:
 async def server(browser_engine: tuple[Engine, Path], tmp_path: Path) -> AsyncIterator[tuple[WebFrontend, Config]]:
     """The web front end on a free loopback port, with an admin and an agent."""
     engine, home = browser_engine
-    config = load_config(env={"VOICE_AGENT_HOME": str(home)})
+    config = load_config(env={"VOICE_AGENT_HOME": str(home)}, overrides={"dialog": {"kb_dir": str(home / "kb")}})
     config.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
     store = CallStore(config.store_url)
     Users(store).add("ada", "admin", ADMIN_PW)
@@ -125,7 +129,12 @@ async def test_browser_call_captions_audio_and_console(server: tuple[WebFrontend
             "[...document.querySelectorAll('#captions .line.agent')].length >= 2", timeout=40000)
         greeting = await page.locator("#captions .line.agent").first.inner_text()
         assert "Brightline" in greeting
-        await asyncio.sleep(2.0)
+        # The second question (21-25 s into the file) and its answer, so the stored call has both sides.
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#captions .line.caller')].length >= 2", timeout=40000)
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#captions .line.agent')].length >= 3", timeout=40000)
+        await asyncio.sleep(6.0)
         stats = await page.evaluate(f"({STATS_JS})(window.voiceCall.pc)")
         assert stats["energy"] > 0, stats  # the assistant's voice reached the browser
         call_id = await page.evaluate("window.voiceCall.callId")
@@ -187,9 +196,9 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         before = await caller.evaluate(f"({STATS_JS})(window.voiceCall.pc)")
         # The caller's second question (21-25 s into the file) reaches the agent as audio and as a caption,
         # and the assistant does not answer it.
-        await console.wait_for_function(
-            "document.getElementById('takeover-captions').textContent.length > 0", timeout=40000)
-        caption = (await console.locator("#takeover-captions").inner_text()).lower()
+        caller_caption = console.locator("#takeover-captions .line.caller").first
+        await caller_caption.wait_for(timeout=40000)
+        caption = (await caller_caption.inner_text()).lower()
         assert "move" in caption or "address" in caption or "cost" in caption, caption
         agent_heard = await console.evaluate(f"({STATS_JS})(window.voiceConsole.takeover.pc)")
         assert agent_heard["energy"] > 0, agent_heard
@@ -198,9 +207,54 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         agent_lines = await caller.locator("#captions .line.agent").count()
         await asyncio.sleep(3.0)
         assert await caller.locator("#captions .line.agent").count() == agent_lines  # the assistant stays quiet
+        # The person's words (the agent's microphone says "I have a question about my bill") reach the
+        # caller's captions, transcribed by the server.
+        human_line = caller.locator("#captions .line.human", has_text="bill")
+        await human_line.first.wait_for(timeout=30000)
         await console.click("#handback")
         await caller.click("#hangup")
         await caller_browser.close()
         await agent_browser.close()
     audit = {(r["user"], r["action"]) for r in Users(web.store).audit_rows()}
     assert ("ann", "takeover") in audit
+
+
+async def test_console_edits_the_knowledge_base_and_transcribes_uploads(
+        server: tuple[WebFrontend, Config], browser_engine: tuple[Engine, Path], generated: Gen,
+        tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    web, _ = server
+    engine, home = browser_engine
+    doc = home / "kb" / "parking.md"
+    async with async_playwright() as p:
+        browser = await launch(p, mic_file(generated[0] / "utt_bill.wav", tmp_path, loop=True))
+        page = await browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        await sign_in(page, web.url, "ann", AGENT_PW)
+        await page.click("button[data-tab=kb]")
+        await page.fill("#kb-new input[name=name]", "parking.md")
+        await page.click("#kb-new button")
+        await page.fill("#kb-text", "# Parking at the shop\n\nCustomers park for free behind the Brightline shop "
+                                    "on Station Road for up to two hours.\n")
+        await page.click("#kb-save")
+        await page.wait_for_function(
+            "document.getElementById('kb-index').textContent.includes('entries')", timeout=120000)
+        assert doc.is_file()
+        await page.wait_for_selector("#kb-docs a:text('parking.md')")
+        brain = engine.brain_factory().call.brain
+        hits = brain.kb.search("where can I park my car", k=1)
+        assert hits[0].passage.source.endswith("parking.md") and "Station Road" in hits[0].passage.answer
+        if shot_dir():
+            await page.screenshot(path=str(shot_dir() / "console-kb.png"))  # type: ignore[operator]
+
+        await page.click("button[data-tab=jobs]")
+        await page.set_input_files("#upload input[name=file]", str(generated[0] / "stereo_call.wav"))
+        await page.click("#upload button")
+        await page.wait_for_selector("#job-rows tr a:text('SRT')", timeout=120000)
+        href = await page.get_attribute("#job-rows tr a:text('VTT')", "href")
+        assert href is not None
+        vtt = await page.evaluate("async (u) => (await fetch(u)).text()", href)
+        assert vtt.startswith("WEBVTT") and "internet" in vtt.lower()
+        if shot_dir():
+            await page.screenshot(path=str(shot_dir() / "console-jobs.png"))  # type: ignore[operator]
+        await browser.close()

@@ -31,7 +31,9 @@ class SpeechTrack(MediaStreamTrack):
 
     def play(self, audio: np.ndarray) -> None:
         """Replace what is played from now on."""
-        self.audio = np.concatenate([self.audio[: self.n * FRAME], audio.astype(np.float32)])
+        played = self.audio[: self.n * FRAME]
+        gap = np.zeros(self.n * FRAME - len(played), np.float32)  # silence already sent past the old end
+        self.audio = np.concatenate([played, gap, audio.astype(np.float32)])
 
     async def recv(self) -> av.AudioFrame:
         if self.t0 is None:

@@ -120,6 +120,10 @@ async def test_takeover_caller_and_agent_hear_each_other(call_client: TestClient
         assert caller.types().count("caller_turn") == heard_before + 1
         await asyncio.sleep(1.0)
         assert caller.types().count("agent_text") == turns_before
+        # The person's words are transcribed too (the session itself only listens to the caller).
+        agent.track.play(speech(generated, "utt_bill.wav"))
+        said = await caller.wait_for("human_text", timeout=20, agent="ann")
+        assert said["text"] == "what are your opening hours"
         caller.send({"type": "hangup"})
         await caller.wait_for("call_end")
     finally:
@@ -128,6 +132,8 @@ async def test_takeover_caller_and_agent_hear_each_other(call_client: TestClient
     await wait_saved(call_client, body["call_id"])
     rec = store.get_call(body["call_id"])
     assert rec.meta["human_agents"] == ["ann"]
+    human = [s for s in store.segments(rec.id) if s.get("human") == "ann"]
+    assert len(human) >= 1 and human[0]["speaker"] == "agent" and human[0]["channel"] == 1
 
 
 async def test_escalation_holds_the_caller_for_a_human_then_gives_up(web_config: Config, store: CallStore,

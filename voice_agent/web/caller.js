@@ -39,6 +39,7 @@
         state.agentLine.lastChild.textContent = " " + ev.text; state.agentLine = null; break;
       case "sentiment": setMood(ev.label || "neutral"); break;
       case "waiting": setStatus("On hold for an agent"); break;
+      case "human_text": addLine("human", ev.text); break;
       case "takeover": setStatus("Talking to " + (ev.agent || "an agent")); addLine("human", "(joined the call)"); break;
       case "released": setStatus("Connected"); break;
       case "hangup": setStatus("Call ending"); break;

@@ -101,6 +101,7 @@
     dc.onmessage = (m) => {
       const ev = JSON.parse(m.data);
       if (ev.type === "caller_turn") box.append(el("p", { class: "line caller" }, el("b", {}, "Caller"), " " + ev.text));
+      if (ev.type === "human_text") box.append(el("p", { class: "line human" }, el("b", {}, "You"), " " + ev.text));
       if (ev.type === "call_end") endTakeover();
     };
     pc.ontrack = (e) => { $("takeover-audio").srcObject = e.streams[0] || new MediaStream([e.track]); };

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad
 from telephony.webrtc import FRAME, RATE, PeerCall, WebRtcError
 from voice_agent.engine import Engine
 from voice_agent.logs import log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome
 from voice_agent.privacy import Privacy
 from voice_agent.records import save_call
-from voice_agent.session import CallResult, CallSession
+from voice_agent.session import ASR_RATE, CallResult, CallSession, Resampler
 from voice_agent.store import CallStore
 
 log = logging.getLogger("voice_agent.web.live")
@@ -36,7 +37,7 @@ log = logging.getLogger("voice_agent.web.live")
 # What the caller page and the console show; everything else stays server-side.
 PUBLIC_EVENTS = {"call_start", "greeting", "partial", "caller_turn", "agent_partial", "agent_text", "sentiment",
                  "filler", "transfer", "transfer_message", "hangup", "barge_in", "reprompt_message", "goodbye",
-                 "takeover", "released", "waiting", "dtmf", "call_end"}
+                 "takeover", "released", "waiting", "dtmf", "human_text", "call_end"}
 
 
 class QuietReply:
@@ -116,6 +117,57 @@ class ListeningBrain:
         self.inner.retract()
 
 
+class HumanSide:
+    """Transcribes the human agent's microphone after a takeover (the session only hears the caller)."""
+
+    def __init__(self, call: LiveCall, engine: Engine, user: str) -> None:
+        self.call = call
+        self.engine = engine
+        self.user = user
+        self._vad = StreamingVad()
+        self._ep = Endpointer(EndpointSettings())
+        self._to16 = Resampler(RATE, ASR_RATE)
+        self._audio: list[np.ndarray] = []
+        self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before speech starts
+        self._start = 0.0
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def _now(self) -> float:
+        session = self.call.session
+        return session.now if session is not None else time.time() - self.call.started_at
+
+    def feed(self, frame: np.ndarray) -> None:
+        """One 20 ms frame of the agent's microphone (48 kHz)."""
+        audio16 = self._to16(frame)
+        (self._audio if self._ep.in_turn else self._preroll).append(audio16)
+        for prob in self._vad.feed(audio16):
+            event = self._ep.feed(prob)
+            if event is Event.SPEECH_START:
+                self._audio = list(self._preroll)
+                self._preroll.clear()
+                self._start = self._now() - len(self._audio) * 0.02
+            elif event is Event.TURN_END:
+                audio, self._audio = np.concatenate(self._audio), []
+                task = asyncio.ensure_future(self._recognize(audio, self._start, self._now()))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _recognize(self, audio: np.ndarray, start: float, end: float) -> None:
+        loop = asyncio.get_running_loop()
+        rec: Recognition = await loop.run_in_executor(self.engine.executor, self.engine.recognizer.recognize, audio, 1)
+        text = rec.text.strip()
+        if text:
+            segment = {"speaker": "agent", "start": round(start, 3), "end": round(end, 3), "text": text,
+                       "human": self.user}
+            self.call.human_segments.append(segment)
+            self.call.emit({"type": "human_text", "text": text, "agent": self.user})
+
+    async def drain(self) -> None:
+        """Wait for utterances still being recognised."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+
+
 class LiveCall:
     """One browser call in progress."""
 
@@ -142,6 +194,8 @@ class LiveCall:
         self._agent_task: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.human_agents: list[str] = []
+        self.human_segments: list[dict[str, Any]] = []
+        self.human_side: HumanSide | None = None
         self._background: set[asyncio.Future[Any]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -229,7 +283,7 @@ class LiveCall:
             self.peer.send_audio(frame)
 
     # ---- human takeover ---------------------------------------------------------------
-    async def take_over(self, agent: PeerCall, user: str) -> None:
+    async def take_over(self, agent: PeerCall, user: str, engine: Engine | None = None) -> None:
         """A signed-in agent joins from the browser; the assistant goes quiet."""
         if self.agent is not None:
             raise WebRtcError(f"{self.agent_user} already has this call")
@@ -241,12 +295,15 @@ class LiveCall:
             # Whatever the assistant was about to say is dropped, so the caller hears only the person.
             session._playout.clear()
         self.emit({"type": "takeover", "agent": user})
-        self._agent_task = asyncio.ensure_future(self._agent_audio(agent))
+        self.human_side = HumanSide(self, engine, user) if engine is not None else None
+        self._agent_task = asyncio.ensure_future(self._agent_audio(agent, self.human_side))
 
-    async def _agent_audio(self, agent: PeerCall) -> None:
+    async def _agent_audio(self, agent: PeerCall, side: HumanSide | None) -> None:
         try:
             async for frame in agent.frames():
                 self._human_audio.append(frame)
+                if side is not None:
+                    side.feed(frame)
         except WebRtcError as exc:
             log.info("agent audio ended: %s", exc)
         finally:
@@ -341,7 +398,7 @@ class LiveCalls:
         except Exception:
             await peer.close()
             raise
-        await call.take_over(peer, user)
+        await call.take_over(peer, user, self.engine)
         return answer.sdp, answer.type
 
     async def _run(self, call: LiveCall) -> None:
@@ -382,6 +439,8 @@ class LiveCalls:
             self.finished.put_nowait(call.id)
 
     async def _save(self, call: LiveCall, result: CallResult) -> None:
+        if call.human_side is not None:
+            await call.human_side.drain()
         if call.escalation is not None:
             result.outcome = "transferred"
             result.transfer = call.escalation
@@ -392,8 +451,16 @@ class LiveCalls:
         def write() -> None:
             save_call(self.store, result, "webrtc", f"browser {call.remote}", started_at=call.started_at,
                       privacy=self.privacy)
-            self.store.update_call(result.call_id, meta={"human_agents": call.human_agents,
-                                                         "sentiment": call.sentiment})
+            meta: dict[str, Any] = {"human_agents": call.human_agents, "sentiment": call.sentiment}
+            if call.human_segments:
+                # Added beside the session's transcript, keeping who spoke (save_call keeps only the side).
+                human = [{**s, "channel": 1} for s in call.human_segments]
+                if self.privacy is not None and self.privacy.store:
+                    human = self.privacy.record(human)
+                self.store.add_segments(result.call_id, human)
+                text = " ".join(s["text"] for s in self.store.segments(result.call_id))
+                self.store.update_call(result.call_id, text=text)
+            self.store.update_call(result.call_id, meta=meta)
 
         await loop.run_in_executor(None, write)
         log_event(log, "web_call_saved", call_id=call.id, outcome=result.outcome)
