@@ -191,6 +191,35 @@ async def test_console_and_store_never_see_a_card_number(web_config: Config, sto
     assert "[CARD]" in stored and "4111" not in stored
 
 
+async def test_console_transfers_then_hangs_up_a_live_call(call_client: TestClient[Any, Any], store: CallStore,
+                                                           generated: Gen) -> None:
+    caller = RtcPeer(speech(generated, "utt_bill.wav"))
+    body = await caller.connect(call_client, "/api/webrtc/offer")
+    call_id = body["call_id"]
+    agent = {"Authorization": f"Bearer {Users(store).issue_token('ann')}"}
+    viewer = {"Authorization": f"Bearer {Users(store).issue_token('vic')}"}
+    try:
+        await caller.wait_for("greeting")
+        assert (await call_client.post(f"/api/live/{call_id}/hangup", headers=viewer)).status == 403
+        r = await call_client.post(f"/api/live/{call_id}/transfer", headers=agent)
+        assert (await r.json())["status"] == "waiting"
+        await caller.wait_for("waiting")
+        listed = await (await call_client.get("/api/live", headers=viewer)).json()
+        assert listed["calls"][0]["status"] == "waiting"
+        assert listed["calls"][0]["escalation"]["reason"] == "requested by ann"
+        r = await call_client.post(f"/api/live/{call_id}/hangup", headers=agent)
+        assert r.status == 200
+        ended = await caller.wait_for("hangup")
+        assert ended["reason"] == "ended by ann"
+        await caller.wait_for("call_end")
+    finally:
+        await caller.close()
+    await wait_saved(call_client, call_id)
+    assert (await call_client.post(f"/api/live/{call_id}/hangup", headers=agent)).status == 404
+    actions = [r["action"] for r in Users(store).audit_rows(target=call_id)]
+    assert sorted(actions) == ["hangup", "transfer"]
+
+
 async def test_offer_rate_limit_and_bad_sdp(call_client: TestClient[Any, Any], web_config: Config) -> None:
     r = await call_client.post("/api/webrtc/offer", json={"sdp": "v=0\r\nnot really sdp\r\n", "type": "offer"})
     assert r.status == 400 and "no audio" in (await r.json())["error"]
