@@ -11,6 +11,7 @@ screenshots.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -53,6 +54,8 @@ STATS_JS = """async (pc) => {
 @pytest.fixture(scope="session")
 def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Path]:
     """The real engine, loaded once, with its data dir in a temporary folder."""
+    need(importlib.util.find_spec("playwright") is not None, "playwright is not installed (pip install playwright)")
+    need(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
     from dialog import example_kb_dir
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ FAKE_MIC = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-strea
 @pytest.fixture()
 async def site(web_config: Config, store: CallStore) -> AsyncIterator[WebFrontend]:
     need(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
+    need(importlib.util.find_spec("playwright") is not None, "playwright is not installed (pip install playwright)")
     web = WebFrontend(web_config, fake_engine(), store, listen="127.0.0.1:0")
     await web.start()
     yield web
