@@ -214,6 +214,8 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         # caller's captions, transcribed by the server.
         human_line = caller.locator("#captions .line.human", has_text="bill")
         await human_line.first.wait_for(timeout=30000)
+        if shot_dir():
+            await console.screenshot(path=str(shot_dir() / "console-takeover.png"))  # type: ignore[operator]
         await console.click("#handback")
         await caller.click("#hangup")
         await caller_browser.close()
