@@ -162,12 +162,19 @@
     for (const t of d.turns) {
       turns.append(el("tr", {}, el("td", {}, t.index + 1), el("td", { class: "caption" }, t.caller_text),
         el("td", { class: "caption" }, t.agent_text || ""),
-        el("td", {}, t.sentiment || ""), el("td", {}, t.voice_to_voice_ms != null ? Math.round(t.voice_to_voice_ms) + " ms" : "")));
+        el("td", {}, t.sentiment || ""), el("td", { title: breakdown(t) }, t.voice_to_voice_ms != null ? Math.round(t.voice_to_voice_ms) + " ms" : "")));
     }
     const audio = $("detail-audio");
     if (d.recording_url && can("agent")) { audio.src = d.recording_url; audio.hidden = false; $("detail-norec").hidden = true; }
     else { audio.removeAttribute("src"); audio.hidden = true; $("detail-norec").hidden = false; }
     $("detail").scrollIntoView({ behavior: "smooth" });
+  }
+
+  function breakdown(t) {
+    // Where the voice-to-voice time went: speech end -> ASR final -> first LLM token -> first TTS audio -> sent.
+    const ms = (a, b) => (a != null && b != null ? Math.round((b - a) * 1000) + " ms" : "?");
+    return `ASR ${ms(t.end_of_speech, t.asr_final)}, LLM ${ms(t.asr_final, t.llm_first_token)}, ` +
+      `TTS ${ms(t.llm_first_token, t.tts_first_audio)}, out ${ms(t.tts_first_audio, t.first_audio_out)}`;
   }
 
   function chart(points, duration) {
