@@ -20,7 +20,7 @@ from typing import Any
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger("telephony.webrtc")
@@ -189,6 +189,9 @@ class PeerCall:
             if transceiver.kind == "audio":
                 transceiver.sender.replaceTrack(self.outgoing)
                 transceiver.direction = "sendrecv"
+                # Opus at 48 kHz first; G.711 only for a peer that offers nothing better.
+                codecs = RTCRtpSender.getCapabilities("audio").codecs
+                transceiver.setCodecPreferences(sorted(codecs, key=lambda c: c.mimeType.lower() != "audio/opus"))
                 break
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)

@@ -56,6 +56,7 @@ async def test_browser_call_captions_agent_audio_and_store(call_client: TestClie
                                                            generated: Gen) -> None:
     caller = RtcPeer(speech(generated, "utt_bill.wav"))
     body = await caller.connect(call_client, "/api/webrtc/offer")
+    assert "opus/48000" in body["sdp"].split("m=audio")[1].split("a=rtpmap")[1].lower()  # the first codec
     try:
         greeting = await caller.wait_for("greeting")
         assert greeting["text"] == "Hello."
