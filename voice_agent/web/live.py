@@ -94,6 +94,12 @@ class ReportingReply:
         outcome = await self._outcome()
         return replace(outcome, escalate=False) if outcome.escalate else outcome
 
+    async def aclose(self) -> None:
+        """Stop the wrapped generation early (barge-in), when it supports that."""
+        closer = getattr(self.inner, "aclose", None)
+        if closer is not None:
+            await closer()
+
 
 class ListeningBrain:
     """Wraps the per-call brain: reports replies, and goes quiet while the call waits for or has a human."""
