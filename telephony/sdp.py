@@ -154,7 +154,7 @@ class SessionDescription:
 
 @dataclass
 class Negotiated:
-    """What offer/answer agreed, from our side: `direction` says what WE may do."""
+    """What offer/answer agreed, from our side: `direction` says what WE may do, `ptime` what the peer asked for."""
 
     codec: Codec
     dtmf_payload_type: int | None
@@ -401,7 +401,8 @@ def answer(
     result = SessionDescription(origin=Origin("-", sid, sid, "IN", _addrtype(address), address), connection=address)
     for m in offer.media:
         if m is offered:
-            am = MediaDescription(media="audio", port=port, proto=m.proto, ptime=ptime, direction=ours)
+            # Our a=ptime says what we like to receive: the 20 ms our jitter buffer plays and we send.
+            am = MediaDescription(media="audio", port=port, proto=m.proto, ptime=DEFAULT_PTIME, direction=ours)
             am.formats.append(chosen.payload_type)
             am.rtpmap[chosen.payload_type] = (chosen.name, chosen.rate, chosen.channels)
             if chosen.payload_type in m.fmtp:

@@ -225,3 +225,8 @@ def test_non_rtp_media_keeps_tokens() -> None:
     assert sd.media[0].other_formats == ["webrtc-datachannel"]
     assert SessionDescription.parse(sd.serialize()) == sd
     assert MediaDescription().direction == "sendrecv"
+
+
+def test_answer_asks_for_20_ms_whatever_the_offer_prefers() -> None:
+    sd, neg = answer(SessionDescription.parse(PHONE_OFFER.replace("a=ptime:20", "a=ptime:30")), "127.0.0.1", 5000)
+    assert neg.ptime == 30 and sd.audio().ptime == 20
