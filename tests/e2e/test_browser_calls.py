@@ -190,6 +190,8 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         await sign_in(console, web.url, "ann", AGENT_PW)
         takeover = console.locator("#live-rows button[data-action=takeover]")
         await takeover.wait_for(timeout=10000)
+        await console.click("#live-rows tr td.caption")  # watch the live transcript first
+        await console.locator("#watch-captions .line.caller").first.wait_for(timeout=10000)
         if shot_dir():
             await console.screenshot(path=str(shot_dir() / "console-live.png"))  # type: ignore[operator]
         await takeover.click()

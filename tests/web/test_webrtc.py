@@ -207,6 +207,9 @@ async def test_console_transfers_then_hangs_up_a_live_call(call_client: TestClie
         await caller.wait_for("waiting")
         listed = await (await call_client.get("/api/live", headers=viewer)).json()
         assert listed["calls"][0]["status"] == "waiting"
+        for _ in range(3):  # the console polls; the audit log says once who watched
+            watched = await (await call_client.get(f"/api/live/{call_id}", headers=viewer)).json()
+        assert "greeting" in [e["type"] for e in watched["events"]]
         assert listed["calls"][0]["escalation"]["reason"] == "requested by ann"
         r = await call_client.post(f"/api/live/{call_id}/hangup", headers=agent)
         assert r.status == 200
@@ -218,7 +221,7 @@ async def test_console_transfers_then_hangs_up_a_live_call(call_client: TestClie
     await wait_saved(call_client, call_id)
     assert (await call_client.post(f"/api/live/{call_id}/hangup", headers=agent)).status == 404
     actions = [r["action"] for r in Users(store).audit_rows(target=call_id)]
-    assert sorted(actions) == ["hangup", "transfer"]
+    assert sorted(actions) == ["hangup", "read_live", "transfer"]
 
 
 async def test_offer_rate_limit_and_bad_sdp(call_client: TestClient[Any, Any], web_config: Config) -> None:

@@ -44,7 +44,7 @@
     $("who").textContent = d.user + " (" + d.role + ")";
     show(S.tab);
     if (S.poll) clearInterval(S.poll);
-    S.poll = setInterval(() => { if (S.tab === "live") loadLive(); if (S.tab === "jobs") loadJobs(); }, 1000);
+    S.poll = setInterval(() => { if (S.tab === "live") { loadLive(); loadWatch(); } if (S.tab === "jobs") loadJobs(); }, 1000);
   }
   $("signin-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -77,13 +77,32 @@
         actions.append(el("button", { class: "danger", onclick: () => act(c.id, "hangup") }, "Hang up"));
       }
       const caption = c.last_caption && c.last_caption.text ? (c.last_caption.speaker === "caller" ? "Caller: " : "Agent: ") + c.last_caption.text : "";
-      rows.append(el("tr", { class: c.status === "waiting" ? "waiting" : "", "data-call": c.id },
+      rows.append(el("tr", { class: "clickable" + (c.status === "waiting" ? " waiting" : ""), "data-call": c.id,
+        onclick: (e) => { if (e.target.tagName !== "BUTTON") { S.watch = c.id; loadWatch(); } } },
         el("td", {}, c.remote), el("td", {}, dur(c.duration)),
         el("td", {}, c.status === "waiting" ? "waiting for an agent" : c.status === "human" ? "with " + c.agent : c.status),
         el("td", {}, el("span", { class: "mood " + c.sentiment }, c.sentiment)),
         el("td", { class: "caption" }, caption), actions));
     }
   }
+  async function loadWatch() {
+    // The selected live call's captions, as the support team may see them (PII redacted).
+    const box = $("watch-captions");
+    if (!S.watch) { $("watch").hidden = true; return; }
+    let d;
+    try { d = await api("GET", "/api/live/" + S.watch); } catch (err) { S.watch = null; $("watch").hidden = true; return; }
+    $("watch").hidden = false;
+    $("watch-id").textContent = d.id + " · " + d.status;
+    box.replaceChildren();
+    const who = { caller_turn: ["caller", "Caller"], agent_text: ["agent", "Assistant"], greeting: ["agent", "Assistant"],
+      transfer_message: ["agent", "Assistant"], human_text: ["human", "Agent"] };
+    for (const ev of d.events) {
+      if (who[ev.type]) box.append(el("p", { class: "line " + who[ev.type][0] }, el("b", {}, who[ev.type][1]), " " + ev.text));
+      else if (ev.type === "transfer" || ev.type === "takeover") box.append(el("p", { class: "muted" }, ev.type + (ev.agent ? " → " + ev.agent : "") + (ev.reason ? ": " + ev.reason : "")));
+    }
+    box.scrollTop = box.scrollHeight;
+  }
+
   async function act(id, action) {
     try { await api("POST", "/api/live/" + id + "/" + action); loadLive(); } catch (err) { message(err.message); }
   }

@@ -70,6 +70,7 @@ class WebState:
         self.kb_dir = DialogOptions.from_mapping(dataclasses.asdict(config.dialog)).kb_path
         self.kb_status: dict[str, Any] = {"state": "ready" if engine is not None else "not loaded"}
         self._rebuild: asyncio.Future[Any] | None = None
+        self.live_audited: set[tuple[str, str]] = set()
 
     def rebuild_kb(self) -> None:
         """Re-index the knowledge base in a worker thread after a document changed."""
