@@ -32,12 +32,13 @@ from telephony.sip.transaction import (
     new_tag,
 )
 from telephony.sip.transport import Addr, TcpTransport, Transport, UdpTransport
-from telephony.sip.uri import SipUri
+from telephony.sip.uri import SipUri, split_hostport
 
 log = logging.getLogger("telephony.sip.ua")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 DEFAULT_ALLOW_IPS = ["127.0.0.1/32", "::1/128"]
+SUPPORTED = {"timer"}  # option tags we can honour when a peer sends Require (no 100rel/PRACK)
 
 
 class MediaLeg(Protocol):
@@ -98,6 +99,12 @@ class TrunkPolicy:
         for t in trunks:
             for ip in t.allow_ips:
                 nets.append(ipaddress.ip_network(ip, strict=False))
+            if t.register and t.host:
+                # A provider we register with calls us from its own address when that is a literal IP.
+                try:
+                    nets.append(ipaddress.ip_network(split_hostport(t.host)[0]))
+                except (ValueError, SipParseError):
+                    pass  # a DNS name: list the provider's addresses in allow_ips
         if not trunks:
             nets = [ipaddress.ip_network(n) for n in (default_allow if default_allow is not None
                                                       else DEFAULT_ALLOW_IPS)]
@@ -470,7 +477,7 @@ class UserAgent:
             resp = make_response(request, 200, to_tag=new_tag())
             resp.headers.add("Allow", ALLOW)
             resp.headers.add("Accept", "application/sdp")
-            resp.headers.add("Supported", "replaces, timer")
+            resp.headers.add("Supported", ", ".join(sorted(SUPPORTED)))
             stx.respond(self._response_headers(resp, transport, contact=True))
         elif request.method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK"):
             stx.respond(self._response_headers(make_response(request, 481), transport))
@@ -544,6 +551,11 @@ class UserAgent:
         if verdict == "challenge":
             assert challenge is not None
             reject(401, WWW_Authenticate=str(challenge))
+            return
+        unsupported = [o for v in request.headers.get_all("Require") for o in [v.strip().lower()]
+                       if o and o not in SUPPORTED]
+        if unsupported:
+            reject(420, Unsupported=", ".join(unsupported))
             return
         if cid in self.calls:
             reject(482)  # a second INVITE for a call we already have, on another branch

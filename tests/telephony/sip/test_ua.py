@@ -165,3 +165,39 @@ def test_telephony_never_imports_the_product_or_the_models() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert name.split(".")[0] not in {"voice_agent", "asr", "dialog", "tts"}, (path, name)
+
+
+def test_trunk_policy_allow_list_registering_trunk_and_loopback_default() -> None:
+    from telephony.sip.message import Request as Req
+    from telephony.sip.ua import TrunkPolicy as Policy
+
+    req = Req()
+    assert Policy([]).check(req, ("127.0.0.1", 5060))[0] == "allow"  # no trunks: loopback only
+    assert Policy([]).check(req, ("192.0.2.1", 5060))[0] == "deny"
+    carrier = Policy([Trunk(name="c", allow_ips=["198.51.100.0/24"]), Trunk(name="r", host="203.0.113.5:5060",
+                                                                            register=True)])
+    assert carrier.check(req, ("198.51.100.77", 5060))[0] == "allow"
+    assert carrier.check(req, ("203.0.113.5", 5070))[0] == "allow"  # the registrar's own address
+    assert carrier.check(req, ("127.0.0.1", 5060))[0] == "deny"  # configured trunks replace the default
+
+
+async def test_require_of_an_unsupported_extension_gets_420(make_ua) -> None:
+    callee: Harness = await make_ua()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    invite = (f"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKr\r\n"
+              "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: req1\r\nCSeq: 1 INVITE\r\nRequire: 100rel\r\n"
+              "Content-Length: 0\r\n\r\n").encode()
+    await loop.sock_sendto(sock, invite, ("127.0.0.1", callee.ua.port))
+    statuses = []
+    for _ in range(2):
+        resp = parse(await asyncio.wait_for(loop.sock_recv(sock, 65535), 2))
+        assert isinstance(resp, Response)
+        statuses.append(resp.status)
+        if resp.status >= 200:
+            assert resp.headers.get("Unsupported") == "100rel"
+    assert statuses == [100, 420]
+    sock.close()
