@@ -185,7 +185,7 @@ class PhoneFrontend:
 
         recording = self.config.recordings_path / f"{cid}.wav"
         session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event)
-        pumps = [asyncio.ensure_future(_pump_dtmf(q, session, cid)) for q in (media.dtmf, call.dtmf)]
+        pumps = [asyncio.ensure_future(_pump_dtmf(q, session)) for q in (media.dtmf, call.dtmf)]
 
         async def sink(frame: np.ndarray) -> None:
             if call.state != "ended":
@@ -289,11 +289,9 @@ async def _until_ended(frames: AsyncIterator[np.ndarray], call: Call) -> AsyncIt
         yield frame
 
 
-async def _pump_dtmf(queue: asyncio.Queue[str], session: CallSession, cid: str) -> None:
+async def _pump_dtmf(queue: asyncio.Queue[str], session: CallSession) -> None:
     while True:
-        digit = await queue.get()
-        log_event(log, "dtmf", call_id=cid, digit=digit)
-        session.press(digit)
+        session.press(await queue.get())  # the session logs the dtmf event with its line time
 
 
 async def _copy(src: Any, dst: Any, a: Call, b: Call) -> None:
