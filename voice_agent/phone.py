@@ -199,7 +199,10 @@ class PhoneFrontend:
         if call.state != "ended" and (result.outcome == "transferred" or transfer):
             summary = str((result.transfer or {}).get("summary") or transfer.get("summary") or "")
             result.transfer = {**(result.transfer or {}), **await self.transfer(call, summary)}
-        self._store(result, call, started)
+        if self.store is None:
+            await asyncio.to_thread(self._store, result, call, started)  # SQLite must not stall the media
+        else:
+            self._store(result, call, started)
         return result
 
     def _store(self, result: CallResult, call: Call, started: float) -> None:
