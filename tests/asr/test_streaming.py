@@ -53,7 +53,7 @@ def test_turns_follow_speech(generated: Gen) -> None:
     for (start, end, pause), (a, b) in zip(turns, spans, strict=True):
         assert abs(start - a) < 0.35  # speech start is noticed within min_speech + a chunk
         assert 0.4 <= end - b <= 0.75  # the default 500 ms end-of-turn silence
-        assert 0.15 <= pause - b <= 0.4
+        assert 0.05 <= pause - b <= 0.4  # a pause needs a few silent VAD windows after the last sound
 
 
 @pytest.mark.parametrize("name", ["silence.wav", "white_noise.wav", "hold_music.wav"])
