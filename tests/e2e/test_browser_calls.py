@@ -67,10 +67,14 @@ def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Pa
 
 
 def mic_file(src: Path, tmp: Path, loop: bool) -> str:
-    """The recording as 48 kHz 16-bit PCM WAV, which Chromium's fake capture reads; %noloop plays it once."""
+    """The recording as 48 kHz 16-bit PCM WAV, which Chromium's fake capture reads; %noloop plays it once.
+
+    A looped file gets 2 s of silence after it, so that each repetition is a turn of its own.
+    """
     need(shutil.which("sox") is not None, "sox is needed to convert the fake microphone file")
     out = tmp / f"{src.stem}-48k.wav"
-    subprocess.run(["sox", str(src), "-r", "48000", "-b", "16", "-c", "1", str(out)], check=True)
+    pad = ["pad", "0", "2"] if loop else []
+    subprocess.run(["sox", str(src), "-r", "48000", "-b", "16", "-c", "1", str(out), *pad], check=True)
     return f"{out}" if loop else f"{out}%noloop"
 
 

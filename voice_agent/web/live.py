@@ -68,6 +68,8 @@ class ReportingReply:
         """The reply text; an escalation adds the hold message and keeps the line open for a human."""
         text = ""
         async for chunk in self.inner.stream():
+            if self.call.status == "human":
+                break  # a person took the call mid-answer: the rest is neither said nor transcribed
             text += chunk
             self.call.emit({"type": "agent_partial", "text": text.strip()})
             yield chunk
