@@ -230,9 +230,9 @@ class PhoneFrontend:
             if res.ok:
                 await call.hangup("transferred")
                 return {"method": "refer", "ok": True, "status": res.status, "target": target}
-            if res.status not in REFUSED and res.status < 300:
-                await call.hangup("transfer-failed")
-                return {"method": "refer", "ok": False, "status": res.status, "target": target}
+            # Refused (405/501/603), or the transfer failed later (NOTIFY with an error, or none):
+            # the caller is still with us, so we dial the humans ourselves and bridge.
+            log_event(log, "transfer_fallback_bridge", status=res.status, refused=res.status in REFUSED)
         return await self._bridge(call, target, summary)
 
     async def _bridge(self, call: Call, target: str, summary: str) -> dict[str, Any]:
