@@ -251,3 +251,42 @@ def test_frame_reader_and_outgoing_track_make_20ms_frames() -> None:
     track.push(np.ones(960 * 10, np.float32) * 0.5)
     assert len(track._queue) == 5  # bounded: the oldest audio is dropped
 
+
+
+async def test_outgoing_track_paces_20ms_frames_and_fills_gaps_with_silence() -> None:
+    import time
+
+    track = OutgoingAudio()
+    track.push(np.full(960 * 5, 0.25, np.float32))
+    t0 = time.monotonic()
+    frames = [await track.recv() for _ in range(15)]
+    elapsed = time.monotonic() - t0
+    assert 0.25 <= elapsed <= 0.6  # 14 intervals of 20 ms after the first frame
+    levels = [int(np.abs(f.to_ndarray()).max()) for f in frames]
+    assert levels[:5] == [8191] * 5 and levels[5:] == [0] * 10
+    assert [f.pts for f in frames] == [i * 960 for i in range(15)]
+    assert track.frames_voiced == 5
+    track.stop()
+
+
+async def test_loopback_candidates_only_when_asked() -> None:
+    from telephony.webrtc import PeerCall
+
+    async def answer_candidates() -> str:
+        offerer = RtcPeer(np.zeros(RATE, np.float32))
+        await offerer.pc.setLocalDescription(await offerer.pc.createOffer())
+        peer = PeerCall(label="test")
+        try:
+            answer = await peer.answer(offerer.pc.localDescription.sdp)
+        finally:
+            await peer.close()
+            await offerer.close()
+        return "\n".join(line for line in answer.sdp.splitlines() if line.startswith("a=candidate"))
+
+    allow_loopback_candidates(False)
+    assert " 127.0.0.1 " not in await answer_candidates()
+    allow_loopback_candidates(True)
+    try:
+        assert " 127.0.0.1 " in await answer_candidates()
+    finally:
+        allow_loopback_candidates(False)
