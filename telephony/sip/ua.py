@@ -337,6 +337,7 @@ class UserAgent:
         self.accepting = True
         self.stats = {"invites": 0, "answered": 0, "rejected": 0, "bad_requests": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reserved: set[str] = set()  # Call-IDs of INVITEs being set up (media opening)
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -385,7 +386,8 @@ class UserAgent:
     @property
     def active_calls(self) -> int:
         """Calls that hold a slot (ringing or up)."""
-        return sum(1 for c in self.calls.values() if c.state != "ended")
+        up = {cid for cid, c in self.calls.items() if c.state != "ended"}
+        return len(up | self._reserved)
 
     def contact(self, transport: Transport) -> str:
         """Our Contact header value for a transport."""
@@ -557,12 +559,22 @@ class UserAgent:
         if unsupported:
             reject(420, Unsupported=", ".join(unsupported))
             return
-        if cid in self.calls:
+        if cid in self.calls or cid in self._reserved:
             reject(482)  # a second INVITE for a call we already have, on another branch
             return
         if self.active_calls >= self.max_calls:
             reject(486)
             return
+        # Hold the slot while media opens: concurrent INVITEs must not all squeeze past the limit.
+        self._reserved.add(cid)
+        try:
+            await self._answer_invite(request, tx, transport, addr, reject)
+        finally:
+            self._reserved.discard(cid)
+
+    async def _answer_invite(self, request: Request, tx: InviteServerTransaction, transport: Transport,
+                             addr: Addr, reject: Callable[..., None]) -> None:
+        cid = request.call_id
         remote_sdp: SessionDescription | None = None
         if request.body:
             if request.content_type != "application/sdp":
@@ -600,7 +612,6 @@ class UserAgent:
         tag = new_tag()
         call.dialog = Dialog.from_uas(request, tag)
         self.calls[cid] = call
-        tx.on_terminated = None
         log.info("sip_call_ringing", extra={"fields": {"sip_call_id": cid, "from": call.remote_party,
                                                         "peer": f"{addr[0]}:{addr[1]}"}})
         tx.respond(self._response_headers(make_response(request, 180, to_tag=tag), transport, contact=True))
@@ -657,6 +668,7 @@ class UserAgent:
             del self.calls[call.call_id]
         call.ended.set()
         call.confirmed.set()  # wake anyone waiting for an ACK that will never come
+        call._answer_gate.set()  # and stop ringing
         log.info("sip_call_ended", extra={"fields": {"sip_call_id": call.call_id, "reason": call.end_reason}})
 
     # ---- in-dialog requests -------------------------------------------------------------------

@@ -201,3 +201,21 @@ async def test_require_of_an_unsupported_extension_gets_420(make_ua) -> None:
             assert resp.headers.get("Unsupported") == "100rel"
     assert statuses == [100, 420]
     sock.close()
+
+
+async def test_capacity_holds_under_simultaneous_invites(make_ua) -> None:
+    from tests.telephony.sip.conftest import FakeMedia
+
+    async def slow_media(host: str) -> FakeMedia:
+        await asyncio.sleep(0.2)  # both INVITEs are inside setup at the same time
+        return FakeMedia()
+
+    callee: Harness = await make_ua(max_calls=1, media=slow_media)
+    caller: Harness = await make_ua()
+    results = await asyncio.gather(*(caller.ua.invite(f"sip:agent@{callee.target}", timeout=5) for _ in range(2)),
+                                   return_exceptions=True)
+    failed = [r for r in results if isinstance(r, CallFailed)]
+    assert len(failed) == 1 and failed[0].status == 486
+    up = [r for r in results if isinstance(r, Call)]
+    assert len(up) == 1
+    await up[0].hangup()
