@@ -275,3 +275,27 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert needle in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+async def test_trunk_registration_from_config(recognizer: UtteranceRecognizer, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import need
+    from tests.telephony.sip.conftest import sipp_server
+
+    need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
+    proc, port = await sipp_server("uas_register_auth", cwd=tmp_path)
+    trunk = {"name": "provider", "host": f"127.0.0.1:{port}", "username": "alice", "password": "s3cret",
+             "register": True, "expires": 2}
+    phone = PhoneFrontend(make_config(tmp_path, trunks=[trunk], t1_ms=20), factory(recognizer, []), media=rtp)
+    await phone.start()
+    try:
+        reg = phone.registrations[0]
+        await asyncio.wait_for(reg.registered.wait(), 5)
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)  # challenge, answer, 200; then the refresh
+        assert proc.returncode == 0, out.decode()[-2000:]
+        assert reg.last_status == 200 and reg.expires == 2
+        # The registering trunk's own address (loopback here) may call in.
+        assert phone.ua.policy.allowed_ip("127.0.0.1")
+    finally:
+        await phone.stop(0.5)

@@ -219,3 +219,19 @@ async def test_capacity_holds_under_simultaneous_invites(make_ua) -> None:
     up = [r for r in results if isinstance(r, Call)]
     assert len(up) == 1
     await up[0].hangup()
+
+
+async def test_call_over_tcp_both_ways(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{callee.target};transport=tcp", timeout=5)
+    assert call.transport.name == "TCP"
+    for _ in range(50):
+        if callee.calls:
+            break
+        await asyncio.sleep(0.02)
+    theirs = callee.calls[0]
+    assert theirs.transport.name == "TCP"
+    await theirs.hangup()  # the callee's BYE goes to our TCP Contact
+    await asyncio.wait_for(call.ended.wait(), 3)
+    assert call.end_reason == "remote-bye"
