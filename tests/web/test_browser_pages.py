@@ -134,3 +134,44 @@ async def test_widget_puts_a_call_button_on_another_site(site: WebFrontend) -> N
         assert await frame.locator("h1").inner_text() == "Talk to support"
         await b.close()
     await runner.cleanup()
+
+
+async def test_console_search_detail_audit_and_delete(site: WebFrontend, store: CallStore, web_config: Config) -> None:
+    import time
+
+    from playwright.async_api import async_playwright
+
+    from .conftest import PASSWORDS
+    from .test_api import seed_call
+
+    doomed = seed_call(store, web_config, "my router keeps dropping the internet", "transferred", "negative",
+                     time.time() - 60)
+    other = seed_call(store, web_config, "what are your opening hours", "resolved", "neutral", time.time() - 30)
+    async with async_playwright() as p:
+        b = await browser(p)
+        page = await b.new_page(bypass_csp=True)
+        await page.goto(site.url + "/console")
+        await page.fill("input[name=username]", "ada")
+        await page.fill("input[name=password]", PASSWORDS["ada"])
+        await page.click("#signin-form button")
+        await page.click("button[data-tab=calls]")
+        await page.fill("#search input[name=q]", "router")
+        await page.select_option("#search select[name=sentiment]", "negative")
+        await page.click("#search button")
+        await page.wait_for_function("document.getElementById('calls-total').textContent === '1 call(s)'")
+        assert await page.locator(f"#call-rows tr[data-call='{other}']").count() == 0
+        await page.click(f"#call-rows tr[data-call='{doomed}']")
+        await page.wait_for_selector("#detail:not([hidden])")
+        assert "router" in await page.locator("#detail-transcript").inner_text()
+        assert await page.locator("#detail-chart svg circle.dot.negative").count() == 1
+        assert "850 ms" in await page.locator("#detail-turns").inner_text()
+        await page.click("#audit-tab")
+        await page.wait_for_selector(f"#audit-rows tr:has-text('{doomed}')")
+        assert "read_transcript" in await page.locator("#audit-rows").inner_text()
+        await page.click("button[data-tab=calls]")
+        await page.click(f"#call-rows tr[data-call='{doomed}']")
+        page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await page.click("#detail-delete")
+        await page.wait_for_selector("#detail", state="hidden")
+        await b.close()
+    assert [c.id for c in store.list_calls()] == [other]

@@ -35,13 +35,14 @@
   // ---- sign in --------------------------------------------------------------------------
   function showSignin() {
     S.user = null; $("signin").hidden = false; $("tabs").hidden = true; $("signout").hidden = true; $("who").textContent = "";
-    for (const id of ["live", "calls", "jobs", "kb"]) $(id).hidden = true;
+    for (const id of ["live", "calls", "jobs", "kb", "audit"]) $(id).hidden = true;
     if (S.poll) clearInterval(S.poll);
   }
   function signedIn(d) {
     S.user = d.user; S.role = d.role; S.csrf = d.csrf;
     $("signin").hidden = true; $("tabs").hidden = false; $("signout").hidden = false;
     $("who").textContent = d.user + " (" + d.role + ")";
+    $("audit-tab").hidden = !can("admin");
     show(S.tab);
     if (S.poll) clearInterval(S.poll);
     S.poll = setInterval(() => { if (S.tab === "live") { loadLive(); loadWatch(); } if (S.tab === "jobs") loadJobs(); }, 1000);
@@ -57,8 +58,8 @@
   function show(tab) {
     S.tab = tab;
     for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.tab === tab);
-    for (const id of ["live", "calls", "jobs", "kb"]) $(id).hidden = id !== tab;
-    ({ live: loadLive, calls: loadCalls, jobs: loadJobs, kb: loadKb })[tab]();
+    for (const id of ["live", "calls", "jobs", "kb", "audit"]) $(id).hidden = id !== tab;
+    ({ live: loadLive, calls: loadCalls, jobs: loadJobs, kb: loadKb, audit: loadAudit })[tab]();
   }
   $("tabs").addEventListener("click", (e) => { if (e.target.dataset.tab) show(e.target.dataset.tab); });
 
@@ -186,7 +187,19 @@
     const audio = $("detail-audio");
     if (d.recording_url && can("agent")) { audio.src = d.recording_url; audio.hidden = false; $("detail-norec").hidden = true; }
     else { audio.removeAttribute("src"); audio.hidden = true; $("detail-norec").hidden = false; }
+    $("detail-delete").hidden = !can("admin");
+    $("detail-delete").onclick = async () => {
+      if (!confirm("Delete call " + d.id + " and its recording?")) return;
+      try { await api("DELETE", "/api/calls/" + d.id); $("detail").hidden = true; loadCalls(); } catch (err) { message(err.message); }
+    };
     $("detail").scrollIntoView({ behavior: "smooth" });
+  }
+
+  async function loadAudit() {
+    let data;
+    try { data = await api("GET", "/api/audit?limit=200"); } catch (err) { message(err.message); return; }
+    $("audit-rows").replaceChildren(...data.audit.map((r) => el("tr", {}, el("td", {}, when(r.at)), el("td", {}, r.user),
+      el("td", {}, r.action), el("td", {}, r.target), el("td", { class: "caption" }, JSON.stringify(r.detail)))));
   }
 
   function breakdown(t) {
