@@ -53,6 +53,12 @@ async def test_pages_and_widget_are_served(client: Client) -> None:
     assert missing.status == 404 and "error" in await missing.json()
 
 
+async def test_metrics_for_local_scrapers(client: Client) -> None:
+    r = await client.get("/metrics")
+    assert r.status == 200
+    assert "voice_agent_calls_total" in await r.text()
+
+
 async def test_api_needs_a_token(client: Client, tokens: dict[str, str]) -> None:
     r = await client.get("/api/calls")
     assert r.status == 401

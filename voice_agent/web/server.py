@@ -133,6 +133,19 @@ async def _widget(request: web.Request) -> web.Response:
     return response
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: open to scrapers on this machine, a token or sign-in from elsewhere."""
+    from voice_agent import metrics
+    from voice_agent.web.security import client_address, require
+
+    if not _is_loopback(client_address(request)):
+        require(request, "viewer")
+    body, content_type = metrics.exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
 def make_app(config: Config, store: CallStore, engine: Any = None, *, transcriber: Any = None) -> web.Application:
     """The aiohttp application (pages, static assets, API); browser calls need an engine."""
     live = None
@@ -148,6 +161,7 @@ def make_app(config: Config, store: CallStore, engine: Any = None, *, transcribe
     for path in PAGES:
         app.router.add_get(path, _page)
     app.router.add_get("/widget.js", _widget)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/static/{name}", _static)
     add_routes(app)
 
