@@ -15,12 +15,14 @@ import hashlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
+from telephony.sdp import SdpError, offer
 from telephony.sip.digest import DigestClient
 from telephony.sip.errors import SipError
 from telephony.sip.registration import Registration
@@ -108,6 +110,15 @@ class PhoneFrontend:
             raise ConfigError(f"sip.transfer: expected blind or warm, got {self.sip.transfer!r}")
         if self.sip.max_calls < 1:
             raise ConfigError("sip.max_calls must be at least 1")
+        if self.sip.t1_ms <= 0:
+            raise ConfigError("sip.t1_ms must be positive")
+        bad = [t for t in self.sip.transports if t.upper() not in ("UDP", "TCP")]
+        if bad or not self.sip.transports:
+            raise ConfigError(f"sip.transports: expected udp and/or tcp, got {self.sip.transports!r}")
+        try:
+            offer("127.0.0.1", 0, [*self.sip.codecs, "telephone-event"])
+        except SdpError as exc:
+            raise ConfigError(f"sip.codecs: {exc}") from None
         self.ua = UserAgent(
             self._on_call, host=host, port=port, transports=tuple(t.upper() for t in self.sip.transports),
             timers=Timers(t1=self.sip.t1_ms / 1000), policy=TrunkPolicy(self.trunks), max_calls=self.sip.max_calls,
@@ -115,7 +126,7 @@ class PhoneFrontend:
             user=self.sip.user, answer_delay=self.sip.answer_delay_ms / 1000,
         )
         self.registrations: list[Registration] = []
-        self.results: list[CallResult] = []
+        self.results: deque[CallResult] = deque(maxlen=100)  # the latest calls, for tests and status pages
         self.crashes = 0
 
     @property
