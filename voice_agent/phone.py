@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import re
 import time
@@ -67,8 +68,6 @@ def trunks_from_config(sip: SipConfig) -> list[Trunk]:
             raise ConfigError(f"sip.trunks[{i}] ({trunk.name}): register = true needs host")
         for ip in trunk.allow_ips:
             try:
-                import ipaddress
-
                 ipaddress.ip_network(ip, strict=False)
             except ValueError:
                 raise ConfigError(f"sip.trunks[{i}] ({trunk.name}): bad allow_ips entry {ip!r}") from None

@@ -269,7 +269,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     env = dict(os.environ, VOICE_AGENT_HOME=str(tmp_path / "home"))
     for args, needle in ((["dial", "tel:+1555"], "not a SIP URI"),
                          (["serve", "--sip-listen", "localhost"], "expected HOST:PORT"),
-                         (["--set", "sip.trunks=oops", "serve", "--echo"], "sip.trunks[0]")):
+                         (["--set", "sip.trunks=oops", "serve", "--echo"], "sip.trunks[0]"),
+                         (["--set", "sip.codecs=G729", "serve", "--echo"], "sip.codecs")):
         proc = subprocess.run([sys.executable, "-m", "voice_agent", *args], capture_output=True, text=True,
                               cwd=ROOT, env=env, timeout=60, check=False)
         assert proc.returncode == 2, proc.stderr
