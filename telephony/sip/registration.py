@@ -61,6 +61,12 @@ class Registration:
         """One REGISTER (answering a challenge); raises SipError when the registrar refuses."""
         want = self.trunk.expires if expires is None else expires
         _, resp = await self.ua.request_with_auth(lambda _seq: self._build(want), self.registrar, self.credentials)
+        minimum = (resp.headers.get("Min-Expires") or "").strip()
+        if resp.status == 423 and minimum.isdigit():
+            # 423 Interval Too Brief: ask again with the registrar's minimum (RFC 3261 10.2.8).
+            want = int(minimum)
+            _, resp = await self.ua.request_with_auth(lambda _seq: self._build(want), self.registrar,
+                                                      self.credentials)
         self.last_status = resp.status
         if resp.status >= 300:
             raise SipError(f"trunk {self.trunk.name!r}: REGISTER refused: {resp.status} {resp.reason}")
