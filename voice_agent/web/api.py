@@ -17,6 +17,7 @@ from telephony.webrtc import WebRtcError
 from voice_agent.auth import User, Users
 from voice_agent.store import StoreError
 from voice_agent.web.jobs import JOB_FORMATS
+from voice_agent.web.live import AlreadyTaken, LinesBusy
 from voice_agent.web.queries import CallFilter, delete_call, search_calls
 from voice_agent.web.security import COOKIE, USER_KEY, VIA_KEY, ApiError, client_address, require
 
@@ -203,8 +204,10 @@ async def offer(request: web.Request) -> web.Response:
         raise ApiError(503, "browser calls are not enabled on this server")
     try:
         call, answer, answer_type = await st.live.answer(sdp, str(kind), address)
+    except LinesBusy as exc:
+        raise ApiError(503, str(exc)) from None
     except WebRtcError as exc:
-        raise ApiError(400 if "busy" not in str(exc) else 503, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
     return web.json_response({"sdp": answer, "type": answer_type, "call_id": call.id})
 
 
@@ -269,8 +272,10 @@ async def live_takeover(request: web.Request) -> web.Response:
     sdp = _str_field(data, "sdp", 20_000)
     try:
         answer, answer_type = await st.live.take_over(call, sdp, str(data.get("type", "offer")), user.name)
+    except AlreadyTaken as exc:
+        raise ApiError(409, str(exc)) from None
     except WebRtcError as exc:
-        raise ApiError(409 if "already" in str(exc) else 400, str(exc)) from None
+        raise ApiError(400, str(exc)) from None
     st.users.audit(user.name, "takeover", call.id)
     return web.json_response({"sdp": answer, "type": answer_type, "call_id": call.id})
 

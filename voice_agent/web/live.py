@@ -40,6 +40,14 @@ PUBLIC_EVENTS = {"call_start", "greeting", "partial", "caller_turn", "agent_part
                  "takeover", "released", "waiting", "dtmf", "human_text", "call_end"}
 
 
+class LinesBusy(WebRtcError):
+    """Every line is taken: the caller should try again later."""
+
+
+class AlreadyTaken(WebRtcError):
+    """Another agent already has the call."""
+
+
 class QuietReply:
     """The assistant's reply while a human has the call: nothing to say."""
 
@@ -294,7 +302,7 @@ class LiveCall:
     async def take_over(self, agent: PeerCall, user: str, engine: Engine | None = None) -> None:
         """A signed-in agent joins from the browser; the assistant goes quiet."""
         if self.agent is not None:
-            raise WebRtcError(f"{self.agent_user} already has this call")
+            raise AlreadyTaken(f"{self.agent_user} already has this call")
         self.agent, self.agent_user, self.human_joined = agent, user, True
         self.human_agents.append(user)
         self.status = "human"
@@ -374,7 +382,7 @@ class LiveCalls:
     async def answer(self, sdp: str, kind: str, remote: str) -> tuple[LiveCall, str, str]:
         """Accept a caller's offer and start the call; returns (call, answer sdp, answer type)."""
         if len(self.calls) >= self.max_calls:
-            raise WebRtcError("all lines are busy, please try again in a minute")
+            raise LinesBusy("all lines are busy, please try again in a minute")
         peer = PeerCall(self.ice_servers, label="caller")
         try:
             answer = await peer.answer(sdp, kind)
@@ -399,7 +407,7 @@ class LiveCalls:
     async def take_over(self, call: LiveCall, sdp: str, kind: str, user: str) -> tuple[str, str]:
         """Connect a human agent's browser to the call."""
         if call.agent is not None:
-            raise WebRtcError(f"{call.agent_user} already has this call")
+            raise AlreadyTaken(f"{call.agent_user} already has this call")
         peer = PeerCall(self.ice_servers, label="agent")
         try:
             answer = await peer.answer(sdp, kind)
