@@ -102,6 +102,9 @@ async def test_takeover_caller_and_agent_hear_each_other(call_client: TestClient
         assert [c["id"] for c in live["calls"]] == [body["call_id"]]
         await agent.connect(call_client, f"/api/live/{body['call_id']}/takeover", headers={"X-CSRF-Token": csrf})
         await caller.wait_for("takeover", agent="ann")
+        second = await call_client.post(f"/api/live/{body['call_id']}/takeover", json={"sdp": "v=0"},
+                                        headers={"X-CSRF-Token": csrf})
+        assert second.status == 409 and "ann already has this call" in (await second.json())["error"]
         turns_before = caller.types().count("agent_text")
         heard_before = caller.types().count("caller_turn")
         agent.track.play(tone(RATE, 2.0, 440.0))  # the agent speaks
