@@ -129,10 +129,16 @@ class Via:
         return self.host, self.port or 5060
 
     def response_address(self, source: tuple[str, int]) -> tuple[str, int]:
-        """Where responses go (RFC 3261 18.2.2 with RFC 3581 rport)."""
+        """Where responses go (RFC 3261 18.2.2 with RFC 3581 rport).
+
+        A sent-by that is not the packet's source IP counts as ``received=<source>`` (18.2.1), so
+        a response never waits on DNS and never goes to a name the sender made up.
+        """
         host = self.params.get("received") or self.host
+        if host != source[0]:
+            host = source[0]
         rport = self.params.get("rport")
-        if rport:
+        if rport and rport.isdigit() and 0 < int(rport) < 65536:
             return host, int(rport)
         if "rport" in self.params:
             return source

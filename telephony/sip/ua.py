@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -338,6 +339,7 @@ class UserAgent:
         self.stats = {"invites": 0, "answered": 0, "rejected": 0, "bad_requests": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reserved: set[str] = set()  # Call-IDs of INVITEs being set up (media opening)
+        self._dns: dict[str, str] = {}  # host name -> address, filled off the event loop
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -761,8 +763,22 @@ class UserAgent:
 
     # ---- sending ---------------------------------------------------------------------------------
     def _addr_of(self, uri: SipUri) -> Addr:
+        """(ip, port) for a URI; names resolve through the cache _resolve fills (never blocking DNS here)."""
         host = uri.params.get("maddr") or uri.host
-        return host, uri.port or 5060
+        return self._dns.get(host, host), uri.port or 5060
+
+    async def _resolve(self, uri: SipUri) -> Addr:
+        """Resolve the URI's host once, off the event loop (A/AAAA only: no NAPTR/SRV)."""
+        host = uri.params.get("maddr") or uri.host
+        if not _is_ip(host) and host not in self._dns:
+            try:
+                family = socket.AF_INET6 if ":" in self.host else socket.AF_INET  # what our sockets can reach
+                infos = await asyncio.get_running_loop().getaddrinfo(host, None, family=family,
+                                                                     type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise SipError(f"cannot resolve {host!r}: {exc}") from None
+            self._dns[host] = str(infos[0][4][0])
+        return self._addr_of(uri)
 
     async def _send_in_dialog(self, call: Call, method: str, extra: list[tuple[str, str]] | None = None,
                               body: bytes = b"", content_type: str | None = None, ack: bool = False) -> Response:
@@ -776,7 +792,7 @@ class UserAgent:
             req.headers.add("Content-Type", content_type)
         req.body = body
         req.headers.add("User-Agent", self.server_name)
-        tx = self.layer.client(req, transport, self._addr_of(hop))
+        tx = self.layer.client(req, transport, await self._resolve(hop))
         resp = await tx.final
         if ack and 200 <= resp.status < 300:
             # A re-INVITE's 2xx is acknowledged end to end, like the first one.
@@ -790,7 +806,7 @@ class UserAgent:
         """Send an out-of-dialog request (its top Via is added here) and wait for the final response."""
         transport = self._transport_for(dest)
         req.headers.add("Via", self._via(transport), first=True)
-        tx = self.layer.client(req, transport, self._addr_of(dest), on_provisional)
+        tx = self.layer.client(req, transport, await self._resolve(dest), on_provisional)
         return await tx.final
 
     async def request_with_auth(self, build: Callable[[int], Request], dest: SipUri,
@@ -887,6 +903,14 @@ def _dtmf_from_info(body: str, ctype: str) -> str | None:
             return None
     match = re.search(r"(?im)^\s*(?:signal\s*=\s*)?([0-9*#A-Da-d])\s*$", body)
     return match.group(1).upper() if match else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _codec_name(negotiated: Any) -> str:

@@ -235,3 +235,29 @@ async def test_call_over_tcp_both_ways(make_ua) -> None:
     await theirs.hangup()  # the callee's BYE goes to our TCP Contact
     await asyncio.wait_for(call.ended.wait(), 3)
     assert call.end_reason == "remote-bye"
+
+
+async def test_names_resolve_off_the_loop_and_responses_go_to_the_source(make_ua) -> None:
+    callee: Harness = await make_ua()
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@localhost:{callee.ua.port}", timeout=5)
+    assert caller.ua._dns["localhost"] == "127.0.0.1"
+    await call.hangup()
+    # A Via naming a host that does not exist is answered at the packet's source IP and the Via's
+    # port (received=, RFC 3261 18.2.1), without any DNS lookup.
+    loop = asyncio.get_running_loop()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
+    via_port = listener.getsockname()[1]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", 0))
+    options = (f"OPTIONS sip:agent@127.0.0.1 SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP no-such-host.invalid:{via_port};branch=z9hG4bKn\r\n"
+               "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: dns1\r\nCSeq: 1 OPTIONS\r\n"
+               "Content-Length: 0\r\n\r\n").encode()
+    sender.sendto(options, ("127.0.0.1", callee.ua.port))
+    resp = parse(await asyncio.wait_for(loop.sock_recv(listener, 65535), 2))
+    assert isinstance(resp, Response) and resp.status == 200 and resp.call_id == "dns1"
+    sender.close()
+    listener.close()
