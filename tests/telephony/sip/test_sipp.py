@@ -202,3 +202,41 @@ async def test_refer_to_a_uas_that_accepts(make_ua, tmp_path: Path) -> None:
     await call.hangup("transferred")
     out, _ = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, out.decode()[-2000:]
+
+
+async def test_agent_bye_follows_the_route_set_through_kamailio(make_ua, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.telephony.sip.conftest import SCENARIOS, free_port
+
+    need(shutil.which("kamailio") is not None, "kamailio is not installed")
+
+    def handler(h: Harness):
+        async def run(call: Call) -> None:
+            h.calls.append(call)
+            await asyncio.sleep(0.3)
+            await call.hangup()
+        return run
+
+    h: Harness = await make_ua(handler)
+    kam_port = free_port()
+    cfg = (SCENARIOS / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port)).replace(
+        "AGENT_PORT", str(h.ua.port))
+    (tmp_path / "kamailio.cfg").write_text(cfg)
+    kam = await asyncio.create_subprocess_exec(
+        "kamailio", "-f", str(tmp_path / "kamailio.cfg"), "-DD", "-E", "-Y", str(tmp_path), "-P",
+        str(tmp_path / "kamailio.pid"), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        await asyncio.sleep(1.0)
+        res = await sipp("uac_agent_hangs_up", f"127.0.0.1:{kam_port}", cwd=tmp_path)
+        assert res.returncode == 0, res.output[-2000:] + res.errors
+        call = h.calls[0]
+        assert call.dialog is not None and [r.uri.port for r in call.dialog.route_set] == [kam_port]
+    finally:
+        kam.terminate()
+        out, _ = await asyncio.wait_for(kam.communicate(), 10)
+    lines = [ln for ln in out.decode(errors="replace").splitlines() if "KAM-" in ln]
+    # Our BYE reached kamailio carrying its Record-Route as a Route, and kamailio relayed it to sipp.
+    assert any("KAM-REQ BYE" in ln and f"127.0.0.1:{kam_port};lr" in ln and f"src=127.0.0.1:{h.ua.port}" in ln
+               for ln in lines), "\n".join(lines)
+    assert any("KAM-LOOSE BYE" in ln for ln in lines), "\n".join(lines)
