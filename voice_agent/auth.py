@@ -219,6 +219,8 @@ class SessionSigner:
     def __init__(self, secret: bytes, max_age_s: float = 12 * 3600) -> None:
         self.secret = secret
         self.max_age_s = max_age_s
+        # Signed-out sessions until they would have expired anyway (per process; see README).
+        self._revoked: dict[str, float] = {}
 
     def _mac(self, text: str) -> str:
         return _b64(hmac.new(self.secret, text.encode(), hashlib.sha256).digest())
@@ -238,9 +240,22 @@ class SessionSigner:
             data = json.loads(_unb64(body))
         except ValueError:
             return None
-        if not isinstance(data, dict) or data.get("exp", 0) < time.time():
+        if not isinstance(data, dict) or data.get("exp", 0) < time.time() or data.get("n") in self._revoked:
             return None
         return User(str(data["u"]), str(data["r"]))
+
+    def revoke(self, cookie: str) -> None:
+        """Sign a session out: its cookie stops working even if it was copied."""
+        body, _, mac = cookie.partition(".")
+        if not body or not hmac.compare_digest(mac, self._mac(body)):
+            return
+        try:
+            data = json.loads(_unb64(body))
+        except ValueError:
+            return
+        now = time.time()
+        self._revoked = {n: exp for n, exp in self._revoked.items() if exp > now}
+        self._revoked[str(data.get("n"))] = float(data.get("exp", now))
 
     def csrf(self, cookie: str) -> str:
         """The CSRF token that goes with a session cookie (sent back in a header)."""

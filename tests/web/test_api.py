@@ -152,8 +152,11 @@ async def test_console_session_needs_csrf_for_changes(client: Client, web_config
     assert bad_yaml.status == 400 and "YAML" in (await bad_yaml.json())["error"]
     gone = await client.delete("/api/kb/prices.md", headers={"X-CSRF-Token": csrf})
     assert gone.status == 200 and not (kb_dir / "prices.md").exists()
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["va_session"].value
     assert (await client.delete("/api/session", headers={"X-CSRF-Token": csrf})).status == 200
     assert (await client.get("/api/session")).status == 401
+    replayed = await client.get("/api/session", cookies={"va_session": cookie})
+    assert replayed.status == 401  # a copied cookie stops working at sign-out
 
 
 async def test_viewer_cannot_edit_the_knowledge_base(client: Client) -> None:

@@ -80,6 +80,10 @@ def test_session_cookies_are_signed_expire_and_bind_csrf() -> None:
     assert not signer.check_csrf(cookie, "")
     expired = SessionSigner(b"k" * 32, max_age_s=-1).issue(User("ann", "agent"))
     assert signer.read(expired) is None
+    signer.revoke(cookie)
+    assert signer.read(cookie) is None  # signed out, even if the cookie was copied
+    other = signer.issue(User("ann", "agent"))
+    assert signer.read(other) == User("ann", "agent")
 
 
 def test_secret_is_random_private_and_kept(tmp_path: Path) -> None:

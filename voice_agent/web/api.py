@@ -83,6 +83,9 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def sign_out(request: web.Request) -> web.Response:
     """DELETE /api/session: sign out."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        _state(request).signer.revoke(cookie)
     response = web.json_response({"signed_out": True})
     response.del_cookie(COOKIE, path="/")
     return response
