@@ -165,6 +165,13 @@ async def test_console_search_detail_audit_and_delete(site: WebFrontend, store: 
         assert "router" in await page.locator("#detail-transcript").inner_text()
         assert await page.locator("#detail-chart svg circle.dot.negative").count() == 1
         assert "850 ms" in await page.locator("#detail-turns").inner_text()
+        src = await page.get_attribute("#detail-audio", "src")
+        assert src == f"/api/calls/{doomed}/recording"
+        # The player's request carries the session cookie: the recording plays for a signed-in admin.
+        head = await page.evaluate(
+            "async (u) => { const r = await fetch(u); const b = new Uint8Array(await r.arrayBuffer());"
+            " return [r.status, String.fromCharCode(...b.slice(0, 4))]; }", src)
+        assert head == [200, "RIFF"]
         await page.click("#audit-tab")
         await page.wait_for_selector(f"#audit-rows tr:has-text('{doomed}')")
         assert "read_transcript" in await page.locator("#audit-rows").inner_text()
