@@ -268,7 +268,6 @@ class Call:
         """Blind transfer (RFC 3515): REFER the peer to ``target`` and follow the NOTIFY sipfrags."""
         if self.dialog is None or self.state not in ("answered", "confirmed"):
             return TransferResult(False, 481, "no dialog")
-        our = str(self.dialog.local)
         extra = [("Refer-To", f"<{target}>"), ("Referred-By", f"<{self.dialog.local.uri}>")]
         try:
             resp = await self.ua._send_in_dialog(self, "REFER", extra)
@@ -276,7 +275,7 @@ class Call:
             return TransferResult(False, 408, str(exc))
         if resp.status >= 300:
             return TransferResult(False, resp.status, resp.reason)
-        log.debug("refer accepted by %s", our)
+        log.info("sip_refer_accepted", extra={"fields": {"sip_call_id": self.call_id, "status": resp.status}})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -291,9 +290,6 @@ class Call:
                 return TransferResult(200 <= status < 300, status, reason)
             if terminated:
                 return TransferResult(False, status or 487, "subscription terminated")
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 ORIGINATE_TIMEOUT = 60.0
