@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telephony.sip import message as m
 from telephony.sip.errors import SipParseError
@@ -109,3 +111,44 @@ def test_stream_framer_cuts_on_content_length() -> None:
     assert out == [INVITE, INVITE]
     with pytest.raises(SipParseError, match="Content-Length"):
         StreamFramer().feed(INVITE.replace(b"Content-Length: 4\r\n", b""))
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(1, 3 * len(INVITE)), max_size=12), count=st.integers(1, 3))
+def test_stream_framer_is_independent_of_segmentation(cuts: list[int], count: int) -> None:
+    stream = INVITE * count
+    points = sorted({c for c in cuts if c < len(stream)})
+    f = StreamFramer()
+    out: list[bytes] = []
+    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
+        out += f.feed(stream[a:b])
+    assert out == [INVITE] * count and not f.buffer
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_parser_raises_only_its_own_error(data: bytes) -> None:
+    try:
+        parse(data)
+    except SipParseError:
+        pass
+    error_response(data, "x")  # never raises either
+
+
+HEADER_NAMES = ["Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Length", "Max-Forwards", "v", "f", "t"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(HEADER_NAMES), value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                                                          max_size=80))
+def test_any_header_value_parses_or_fails_cleanly(name: str, value: str) -> None:
+    lines = INVITE.decode().split("\r\n")
+    lines.insert(1, f"{name}: {value}")
+    data = "\r\n".join(lines).encode()
+    try:
+        msg = parse(data)
+    except SipParseError:
+        return
+    # Whatever parses must serialize and parse back to the same headers.
+    again = parse(msg.serialize())
+    assert again.headers.items == msg.headers.items and again.body == msg.body
