@@ -46,9 +46,9 @@ class FakeMedia:
 class Harness:
     """A running UA plus what its calls did."""
 
-    ua: UserAgent
     calls: list[Call] = field(default_factory=list)
     media: list[FakeMedia] = field(default_factory=list)
+    ua: UserAgent = field(init=False)
 
     @property
     def target(self) -> str:
@@ -78,7 +78,7 @@ async def make_ua() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
 
     async def make(handler: Callable[[Harness], Callable[[Call], Awaitable[None]]] | None = None,
                    policy: TrunkPolicy | None = None, media: Any = None, **kwargs: Any) -> Harness:
-        harness = Harness(UserAgent(lambda c: asyncio.sleep(0)))
+        harness = Harness()
         store: list[FakeMedia] = harness.media
         ua = UserAgent(
             (handler or wait_for_end)(harness), host="127.0.0.1", port=0, timers=Timers(t1=T1, t2=0.2, t4=0.25),
