@@ -340,15 +340,31 @@ class UserAgent:
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind the transports (UDP and TCP share one port; port 0 picks a free one)."""
-        port = self.port
+        # with port 0 the first transport picks the port; that number may already be taken for the other
+        # protocol (RTP sockets and peers share the ephemeral range), so try another one
+        kinds: list[tuple[str, type[UdpTransport] | type[TcpTransport]]] = []
         for name in self.transport_names:
             cls = UdpTransport if name == "UDP" else TcpTransport if name == "TCP" else None
             if cls is None:
                 raise SipError(f"unsupported SIP transport {name!r} (UDP, TCP)")
-            t = await cls.bind(self.host, port, self._on_message, self._on_bad)
-            self.transports[name] = t
-            port = t.local[1]
-        self.port = port
+            kinds.append((name, cls))
+        attempts = 20 if self.port == 0 else 1
+        for attempt in range(attempts):
+            port = self.port
+            try:
+                for name, cls in kinds:
+                    bound = await cls.bind(self.host, port, self._on_message, self._on_bad)
+                    self.transports[name] = bound
+                    port = bound.local[1]
+            except SipError:
+                for t in self.transports.values():
+                    t.close()
+                self.transports.clear()
+                if attempt == attempts - 1 or port == self.port:  # not a clash on the second protocol
+                    raise
+                continue
+            self.port = port
+            return
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

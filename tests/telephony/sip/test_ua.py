@@ -261,3 +261,29 @@ async def test_names_resolve_off_the_loop_and_responses_go_to_the_source(make_ua
     assert isinstance(resp, Response) and resp.status == 200 and resp.call_id == "dns1"
     sender.close()
     listener.close()
+
+
+async def test_port_zero_retries_when_tcp_clashes(make_ua, monkeypatch: pytest.MonkeyPatch) -> None:
+    from telephony.sip import transport as tr
+    from telephony.sip.errors import SipError
+
+    real_bind = tr.TcpTransport.bind.__func__  # type: ignore[attr-defined]
+    calls: list[int] = []
+
+    async def flaky(cls, host, port, on_message, on_bad):  # type: ignore[no-untyped-def]
+        calls.append(port)
+        if len(calls) == 1:  # the port UDP got is taken for TCP by someone else
+            raise SipError(f"cannot listen on tcp {host}:{port}: address already in use")
+        return await real_bind(cls, host, port, on_message, on_bad)
+
+    monkeypatch.setattr(tr.TcpTransport, "bind", classmethod(flaky))
+    h: Harness = await make_ua()
+    assert len(calls) == 2 and h.ua.port == calls[1] != 0
+    assert set(h.ua.transports) == {"UDP", "TCP"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the UA answers on the new port
+        s.settimeout(2)
+        s.sendto(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKa\r\n"
+                 b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: p0\r\nCSeq: 1 OPTIONS\r\n"
+                 b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", h.ua.port))
+        data = await asyncio.get_running_loop().run_in_executor(None, s.recv, 4096)
+    assert data.startswith(b"SIP/2.0 200")
