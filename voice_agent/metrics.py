@@ -18,6 +18,23 @@ TTS_FIRST_AUDIO = Histogram(
 CALLS = Counter("voice_agent_calls_total", "Calls ended, by outcome", ["outcome"])
 EVENTS = Counter("voice_agent_call_events_total", "Call events (barge_in, transfer, reprompt, hangup...)", ["type"])
 ACTIVE_CALLS = Gauge("voice_agent_active_calls", "Calls in progress")
+RTP_JITTER = Histogram(
+    "voice_agent_rtp_jitter_ms", "Interarrival jitter of a call's inbound RTP at its end (RFC 3550)",
+    buckets=(1, 2, 5, 10, 20, 30, 50, 80, 120, 200))
+RTP_PACKETS = Counter("voice_agent_rtp_packets_total", "RTP packets of phone calls, by direction",
+                      ["direction"])
+RTP_LOST = Counter("voice_agent_rtp_packets_lost_total", "Inbound RTP packets lost on phone calls")
+RTP_LATE = Counter("voice_agent_rtp_packets_late_total", "Inbound RTP packets that came too late to play")
+
+
+def observe_media(stats: dict[str, float]) -> None:
+    """Add one finished call leg's RTP counters (RtpSession.stats()) to the metrics."""
+    RTP_PACKETS.labels("received").inc(stats.get("packets_received", 0.0))
+    RTP_PACKETS.labels("sent").inc(stats.get("packets_sent", 0.0))
+    RTP_LOST.inc(max(0.0, stats.get("lost", 0.0)))
+    RTP_LATE.inc(max(0.0, stats.get("late", 0.0)))
+    if stats.get("packets_received", 0.0) > 1:
+        RTP_JITTER.observe(stats.get("jitter_ms", 0.0))
 
 
 def exposition() -> tuple[bytes, str]:

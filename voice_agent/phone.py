@@ -29,6 +29,7 @@ from telephony.sip.errors import SipError
 from telephony.sip.registration import Registration
 from telephony.sip.transaction import Timers
 from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, rtp_media
+from voice_agent import metrics
 from voice_agent.config import Config, ConfigError, SipConfig
 from voice_agent.logs import call_id_var, log_event
 from voice_agent.records import save_call
@@ -209,20 +210,23 @@ class PhoneFrontend:
         if call.state != "ended" and (result.outcome == "transferred" or transfer):
             summary = str((result.transfer or {}).get("summary") or transfer.get("summary") or "")
             result.transfer = {**(result.transfer or {}), **await self.transfer(call, summary)}
+        stats: dict[str, float] = media.stats() if hasattr(media, "stats") else {}
+        if stats:
+            metrics.observe_media(stats)
         if self.store is None:
-            await asyncio.to_thread(self._store, result, call, started)  # SQLite must not stall the media
+            await asyncio.to_thread(self._store, result, call, started, stats)  # SQLite must not stall the media
         else:
-            self._store(result, call, started)
+            self._store(result, call, started, stats)
         return result
 
-    def _store(self, result: CallResult, call: Call, started: float) -> None:
+    def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None) -> None:
         store = self.store
         if store is None:
             from voice_agent.store import CallStore
 
             store = CallStore(self.config.store_url)
         try:
-            save_call(store, result, "phone", call.remote_party or call.call_id, started_at=started)
+            save_call(store, result, "phone", call.remote_party or call.call_id, started_at=started, media=media)
         finally:
             if self.store is None:
                 store.close()

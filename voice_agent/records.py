@@ -15,10 +15,11 @@ _CHANNEL = {"caller": 0, "agent": 1}
 
 
 def save_call(store: CallStore, result: CallResult, kind: str, source: str, started_at: float | None = None,
-              privacy: Privacy | None = None) -> str:
+              privacy: Privacy | None = None, media: dict[str, float] | None = None) -> str:
     """Store the call, both sides of its transcript, turns, events and where its recording is.
 
     PII is redacted before anything is written unless `privacy` says otherwise (default: every kind).
+    `media` holds the transport's counters (RTP packets, loss, jitter) for phone calls.
     """
     privacy = privacy or Privacy(PII_KINDS)
     scrub = privacy.record if privacy.store else (lambda value: value)
@@ -35,7 +36,8 @@ def save_call(store: CallStore, result: CallResult, kind: str, source: str, star
         kind, source, call_id=result.call_id, started_at=start, ended_at=start + result.duration,
         duration=result.duration, outcome=result.outcome, text=text,
         meta=scrub({"channels": 2, "recording": result.recording, "summary": report["summary"],
-                    "sentiment_timeline": result.sentiment_timeline, "transfer": result.transfer}),
+                    "sentiment_timeline": result.sentiment_timeline, "transfer": result.transfer,
+                    **({"media": media} if media else {})}),
         segments=segments,
     )
     store.add_turns(result.call_id, scrub([asdict(t) for t in result.turns]))

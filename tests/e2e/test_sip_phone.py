@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from asr.streaming import UtteranceRecognizer
 from telephony.media import RtpSession
@@ -26,6 +27,7 @@ from voice_agent.config import Config, load_config
 from voice_agent.phone import PhoneFrontend
 from voice_agent.ports import TurnInput, TurnOutcome
 from voice_agent.session import CallSession, SessionSettings
+from voice_agent.store import CallStore
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +196,9 @@ async def _keep_sending(media: Any) -> None:
 
 async def test_dial_runs_the_session_on_an_outbound_call(recognizer: UtteranceRecognizer, tmp_path: Path) -> None:
     async def answer_then_hang_up(call: Call) -> None:
-        await asyncio.sleep(1.0)
+        media: Any = call.media
+        for _ in range(50):  # one second of (quiet) audio toward the agent
+            await media.send(np.zeros(160, np.float32))
         await call.hangup()
 
     callee = await peer(answer_then_hang_up)
@@ -202,10 +206,18 @@ async def test_dial_runs_the_session_on_an_outbound_call(recognizer: UtteranceRe
     phone = PhoneFrontend(make_config(tmp_path), factory(recognizer, brains), media=rtp)
     await phone.start()
     try:
+        received = REGISTRY.get_sample_value("voice_agent_rtp_packets_total", {"direction": "received"}) or 0.0
         result = await asyncio.wait_for(phone.dial(f"sip:alice@127.0.0.1:{callee.port}"), 15)
         assert result.call_id.startswith("sip-") and result.duration > 0.5
         assert any(e["type"] == "call_start" for e in result.events)
         assert phone.ua.calls == {} and callee.calls == {}
+        # the leg's RTP counters go into the stored call and the Prometheus metrics
+        store = CallStore(phone.config.store_url)
+        media = store.get_call(result.call_id).meta["media"]
+        store.close()
+        assert media["packets_received"] >= 40 and media["lost"] == 0 and "jitter_ms" in media
+        after = REGISTRY.get_sample_value("voice_agent_rtp_packets_total", {"direction": "received"}) or 0.0
+        assert after - received == media["packets_received"]
     finally:
         await phone.stop(1)
         await callee.stop(1)
