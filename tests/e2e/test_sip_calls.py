@@ -210,3 +210,24 @@ def test_dial_out_to_a_uas_that_presses_zero_and_accepts_refer(server: PhoneServ
     kinds = [e["type"] for e in result.events]
     assert kinds.index("greeting") < kinds.index("dtmf") < kinds.index("transfer") < kinds.index("transfer_message")
     assert any(t["speaker"] == "caller" and t["text"] == "[DTMF 0]" for t in result.transcript)
+
+
+def test_sipp_streams_a_caller_fixture_as_mulaw(server: PhoneServer, generated: Gen, tmp_path: Path) -> None:
+    """sipp plays the project's own caller recording as raw mu-law RTP; the agent hears and answers it."""
+    from telephony.g711 import encode_ulaw
+
+    # The multi-turn caller's first 14 s: silence while the greeting plays, then its first question
+    # ("What are your opening hours on Saturday?"); the scenario hangs up at 16 s, after the answer.
+    audio = np.asarray(load_audio(generated[0] / "caller_multiturn.wav"))
+    audio = (audio[0] if audio.ndim == 2 else audio)[: 16000 * 14]
+    (tmp_path / "caller.ul").write_bytes(encode_ulaw(resample(audio, 16000, 8000)))
+    before = len(server.frontend.results)
+    _sipp("uac_stream_caller", f"127.0.0.1:{server.port}", tmp_path, timeout=60)
+    result = server.wait_results(before + 1)[before]
+    assert result.turns, result.events
+    turn = result.turns[0]
+    assert {"saturday", "opening", "hours", "hour"} & set(normalize(turn.caller_text)), turn.caller_text
+    # Whisper tiny.en garbles much of espeak's voice at 8 kHz mu-law ("your opening hour, mom, pattern 8"), so
+    # the answer's content is not asserted here (the 16 kHz e2e tests check it); the turn must be answered.
+    assert turn.agent_text.strip() and turn.voice_to_voice_ms is not None
+    assert result.recording and Path(result.recording).exists()
