@@ -287,5 +287,6 @@
     try { await api("PUT", "/api/kb/" + encodeURIComponent(file.name), { text: await file.text() }); e.target.reset(); loadKb(); } catch (err) { message(err.message); }
   });
 
-  api("GET", "/api/session").then(signedIn, showSignin);
+  // A quick sign-in can finish before this first check answers 401: never sign that person out again.
+  api("GET", "/api/session").then((d) => { if (!S.user) signedIn(d); }, () => { if (!S.user) showSignin(); });
 })();
