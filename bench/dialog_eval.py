@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import describe  # noqa: E402
 from dialog import Brain, DialogOptions, example_kb_dir  # noqa: E402
 from dialog.embeddings import shared_embedder  # noqa: E402
 from dialog.kb import KnowledgeBase  # noqa: E402
@@ -32,20 +32,6 @@ from dialog.sentiment import LABELS, SentimentAnalyzer  # noqa: E402
 from dialog.sentiment_train import load_dataset, scores  # noqa: E402
 from tests.dialog.script_runner import TurnResult, run_script, script_paths  # noqa: E402
 from tests.dialog.support import test_cache  # noqa: E402
-
-
-def machine() -> str:
-    """CPU model and core count, for the results table."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}"
 
 
 def sentiment_eval(analyzer: SentimentAnalyzer) -> dict[str, float]:
@@ -131,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("LLM decode speed (median)", f"{statistics.median(speed):.1f} tok/s", "",
                  f"{1000 / max(statistics.median(speed), 1e-9):.0f} ms/token"))
 
-    print(f"\nDialog evaluation on {machine()}\n")
+    print(f"\nDialog evaluation on {describe()}\n")
     print("| measure | value | target | notes |\n| --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -25,15 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audio_fixtures.make_fixtures import DEFAULT_OUT, ensure_fixtures  # noqa: E402
+from bench.machine import steal  # noqa: E402
 from voice_agent.config import load_config  # noqa: E402
 from voice_agent.engine import Engine  # noqa: E402
 from voice_agent.simulate import FileSource, caller_frames  # noqa: E402
-
-
-def steal() -> tuple[int, int]:
-    """(steal, total) jiffies from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return fields[7], sum(fields)
 
 
 async def one_call(engine: Engine, audio: np.ndarray, rate: int) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import gc
 import os
-import platform
 import random
 import statistics
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import describe  # noqa: E402
 from telephony.media import RtpSession  # noqa: E402
 from telephony.sdp import answer, negotiated_from_answer, offer  # noqa: E402
 
@@ -145,21 +145,6 @@ async def run_once(n: int, seconds: float) -> dict[str, float]:
     }
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        debian = Path("/etc/debian_version").read_text().strip()
-    except OSError:
-        debian = "?"
-    return (f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {model}, Debian {debian}, "
-            f"Python {platform.python_version()}, {platform.machine()}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,25,50,100,200", help="pair counts, comma separated")
@@ -167,7 +152,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {describe()}", flush=True)
     results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
     # Sizes alternate within each round so that slow drifts of the VM hit every size alike.
     for r in range(args.runs):

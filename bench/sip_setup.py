@@ -16,7 +16,6 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,27 +24,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import free_port, steal  # noqa: E402
+
 SCENARIO = ROOT / "tests" / "telephony" / "sip" / "scenarios" / "uac_basic.xml"
-
-
-def free_port() -> int:
-    """A loopback port free for UDP and TCP."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-def steal() -> tuple[int, int]:
-    """(steal, total) jiffies from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return fields[7], sum(fields)
 
 
 def start_server(port: int, home: Path) -> subprocess.Popen[str]:

@@ -28,21 +28,13 @@ from asr import Transcriber  # noqa: E402
 from asr.audio import load_audio  # noqa: E402
 from asr.metrics import wer  # noqa: E402
 from audio_fixtures.make_fixtures import ensure_fixtures, write_wav  # noqa: E402
+from bench.machine import steal_percent  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "fixtures"
 JFK = ("And so my fellow Americans, ask not what your country can do for you, "
        "ask what you can do for your country.")
 LEFT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
 RIGHT = "The horizon seems extremely distant."
-
-
-def steal_percent() -> float:
-    """CPU steal since boot, from /proc/stat (noise on shared VMs)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return 100.0 * fields[7] / max(1, sum(fields))
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def build_long_call(out: Path) -> tuple[Path, Path, str, list[tuple[float, float, int]]]:
