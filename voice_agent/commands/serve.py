@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-calls", type=int, help="concurrent calls (default: sip.max_calls)")
     p.add_argument("--echo", action="store_true",
                    help="answer with an echo instead of the agent (no models; wiring checks and benchmarks)")
+    p.add_argument("--http-listen", metavar="HOST:PORT",
+                   help="web front end: browser calls, console and REST API (default: http.listen, 127.0.0.1:8080; "
+                        "'off' disables it; with --echo it starts only when given)")
     p.set_defaults(func=run)
 
 
@@ -54,6 +57,13 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
     """The front ends this process runs (models loaded once and shared by every call)."""
     parse_listen(args.sip_listen or config.sip.listen)  # bad settings fail before minutes of model loading
     trunks_from_config(config.sip)
+    http_listen = getattr(args, "http_listen", None)
+    # An echo server is a wiring check: it opens the web port only when asked to.
+    web_on = http_listen != "off" and (http_listen is not None or not args.echo)
+    if web_on:
+        from voice_agent.web.server import parse_listen as parse_http_listen
+
+        parse_http_listen(http_listen or config.http.listen)
     engine = None
     if not args.echo:
         from voice_agent.engine import Engine
@@ -63,7 +73,12 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
                           listen=args.sip_listen, voice=engine.voice if engine is not None else None,
                           echo=args.echo)
     phone.engine = engine  # type: ignore[attr-defined]
-    return [phone]
+    frontends: list[Any] = [phone]
+    if web_on:
+        from voice_agent.web.server import WebFrontend
+
+        frontends.append(WebFrontend(config, engine, listen=http_listen))
+    return frontends
 
 
 async def serve(config: Config, args: argparse.Namespace) -> None:
