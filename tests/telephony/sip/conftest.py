@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench.machine import free_port  # one copy, shared with the benchmarks
 from telephony.sip.transaction import Timers
 from telephony.sip.ua import Call, TrunkPolicy, UserAgent
 
@@ -93,18 +94,12 @@ async def make_ua() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
         await ua.stop(timeout=0.5)
 
 
-def free_port() -> int:
-    """A UDP and TCP port free on loopback right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+def udp_client() -> tuple[socket.socket, int]:
+    """A non-blocking UDP socket on loopback and its port, for sending raw SIP at a UA."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock, int(sock.getsockname()[1])
 
 
 @dataclass

@@ -11,7 +11,7 @@ from telephony.sip.digest import DigestClient
 from telephony.sip.errors import CallFailed
 from telephony.sip.message import Response, parse
 from telephony.sip.ua import Call, Trunk, TrunkPolicy
-from tests.telephony.sip.conftest import Harness
+from tests.telephony.sip.conftest import Harness, udp_client
 
 
 async def test_call_info_dtmf_hold_and_bye(make_ua) -> None:
@@ -106,10 +106,7 @@ async def test_a_crashing_call_handler_ends_only_its_call(make_ua) -> None:
 async def test_malformed_request_gets_400_and_the_ua_keeps_going(make_ua) -> None:
     callee: Harness = await make_ua()
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
+    sock, port = udp_client()
     bad = (f"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKq\r\n"
            "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: bad1\r\nCSeq: one INVITE\r\n"
            "Content-Length: 0\r\n\r\n").encode()
@@ -184,10 +181,7 @@ def test_trunk_policy_allow_list_registering_trunk_and_loopback_default() -> Non
 async def test_require_of_an_unsupported_extension_gets_420(make_ua) -> None:
     callee: Harness = await make_ua()
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
+    sock, port = udp_client()
     invite = (f"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKr\r\n"
               "From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: req1\r\nCSeq: 1 INVITE\r\nRequire: 100rel\r\n"
               "Content-Length: 0\r\n\r\n").encode()
