@@ -64,6 +64,25 @@ async def fake_media_factory(store: list[FakeMedia]) -> Callable[[str], Awaitabl
     return make
 
 
+def hang_up_after(seconds: float) -> Callable[[Harness], Callable[[Call], Awaitable[None]]]:
+    """A handler factory for make_ua: keep each call up this long, then hang up from our side."""
+    def handler(harness: Harness) -> Callable[[Call], Awaitable[None]]:
+        async def run(call: Call) -> None:
+            harness.calls.append(call)
+            await asyncio.sleep(seconds)
+            await call.hangup()
+        return run
+    return handler
+
+
+async def wait_for_calls(harness: Harness, n: int = 1, timeout: float = 1.0) -> None:
+    """Wait until the harness's UA has answered n calls (or the timeout passes)."""
+    for _ in range(int(timeout / 0.02)):
+        if len(harness.calls) >= n:
+            return
+        await asyncio.sleep(0.02)
+
+
 def wait_for_end(harness: Harness) -> Callable[[Call], Awaitable[None]]:
     """A call handler that keeps the call up until the peer hangs up."""
     async def handler(call: Call) -> None:

@@ -11,7 +11,7 @@ from telephony.media import RtpSession
 from telephony.sip.registration import Registration
 from telephony.sip.ua import Call, Trunk, TrunkPolicy
 from tests.conftest import SHARED, need
-from tests.telephony.sip.conftest import SIPP, Harness, sipp, sipp_server
+from tests.telephony.sip.conftest import SIPP, Harness, hang_up_after, sipp, sipp_server
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +40,7 @@ async def test_basic_call_over_tcp(make_ua, tmp_path: Path) -> None:
 
 
 async def test_agent_hangs_up(make_ua, tmp_path: Path) -> None:
-    def handler(h: Harness):
-        async def run(call: Call) -> None:
-            h.calls.append(call)
-            await asyncio.sleep(0.3)
-            await call.hangup()
-        return run
-
-    h: Harness = await make_ua(handler)
+    h: Harness = await make_ua(hang_up_after(0.3))
     res = await sipp("uac_agent_hangs_up", h.target, calls=2, cwd=tmp_path)
     assert res.returncode == 0, res.output[-2000:] + res.errors
     assert [c.end_reason for c in h.calls] == ["local-bye", "local-bye"]
@@ -87,14 +80,7 @@ async def test_unsupported_codec_gets_488(make_ua, tmp_path: Path) -> None:
 
 
 async def test_busy_when_at_capacity(make_ua, tmp_path: Path) -> None:
-    def handler(h: Harness):
-        async def run(call: Call) -> None:
-            h.calls.append(call)
-            await asyncio.sleep(1.5)
-            await call.hangup()
-        return run
-
-    h: Harness = await make_ua(handler, max_calls=1)
+    h: Harness = await make_ua(hang_up_after(1.5), max_calls=1)
     first = asyncio.ensure_future(sipp("uac_agent_hangs_up", h.target, cwd=tmp_path))
     for _ in range(100):
         if h.calls:
@@ -211,14 +197,7 @@ async def test_agent_bye_follows_the_route_set_through_kamailio(make_ua, tmp_pat
 
     need(shutil.which("kamailio") is not None, "kamailio is not installed")
 
-    def handler(h: Harness):
-        async def run(call: Call) -> None:
-            h.calls.append(call)
-            await asyncio.sleep(0.3)
-            await call.hangup()
-        return run
-
-    h: Harness = await make_ua(handler)
+    h: Harness = await make_ua(hang_up_after(0.3))
     kam_port = free_port()
     cfg = (SCENARIOS / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port)).replace(
         "AGENT_PORT", str(h.ua.port))

@@ -11,17 +11,14 @@ from telephony.sip.digest import DigestClient
 from telephony.sip.errors import CallFailed
 from telephony.sip.message import Response, parse
 from telephony.sip.ua import Call, Trunk, TrunkPolicy
-from tests.telephony.sip.conftest import Harness, udp_client
+from tests.telephony.sip.conftest import Harness, udp_client, wait_for_calls
 
 
 async def test_call_info_dtmf_hold_and_bye(make_ua) -> None:
     callee: Harness = await make_ua()
     caller: Harness = await make_ua()
     call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
-    for _ in range(50):
-        if callee.calls:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_calls(callee)
     theirs = callee.calls[0]
     assert theirs.call_id == call.call_id and theirs.negotiated.codec.name == "PCMU"
     assert caller.media[0].started and callee.media[0].started
@@ -137,10 +134,7 @@ async def test_session_refresh_reinvite_without_sdp_gets_the_current_session(mak
     callee: Harness = await make_ua()
     caller: Harness = await make_ua()
     call = await caller.ua.invite(f"sip:agent@{callee.target}", timeout=5)
-    for _ in range(50):
-        if callee.calls:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_calls(callee)
     resp = await caller.ua._send_in_dialog(call, "INVITE", ack=True)
     assert resp.status == 200 and resp.content_type == "application/sdp"
     assert f"m=audio {callee.media[0].local_port} " in resp.text()
@@ -220,10 +214,7 @@ async def test_call_over_tcp_both_ways(make_ua) -> None:
     caller: Harness = await make_ua()
     call = await caller.ua.invite(f"sip:agent@{callee.target};transport=tcp", timeout=5)
     assert call.transport.name == "TCP"
-    for _ in range(50):
-        if callee.calls:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_calls(callee)
     theirs = callee.calls[0]
     assert theirs.transport.name == "TCP"
     await theirs.hangup()  # the callee's BYE goes to our TCP Contact
