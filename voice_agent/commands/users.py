@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from voice_agent.auth import ROLES, Users
 from voice_agent.config import Config
@@ -36,6 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
 
+@contextmanager
+def _users(config: Config) -> Iterator[Users]:
+    store = CallStore(config.store_url)
+    try:
+        yield Users(store)
+    finally:
+        store.close()
+
+
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin or not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
@@ -50,11 +61,8 @@ def _password(args: argparse.Namespace) -> str:
 def run_add(args: argparse.Namespace, config: Config) -> int:
     """Create a user."""
     password = _password(args)
-    store = CallStore(config.store_url)
-    try:
-        user = Users(store).add(args.name, args.role, password)
-    finally:
-        store.close()
+    with _users(config) as users:
+        user = users.add(args.name, args.role, password)
     print(f"user {user.name} added ({user.role})")
     return 0
 
@@ -62,22 +70,16 @@ def run_add(args: argparse.Namespace, config: Config) -> int:
 def run_passwd(args: argparse.Namespace, config: Config) -> int:
     """Replace a password."""
     password = _password(args)
-    store = CallStore(config.store_url)
-    try:
-        Users(store).set_password(args.name, password)
-    finally:
-        store.close()
+    with _users(config) as users:
+        users.set_password(args.name, password)
     print(f"password of {args.name} changed")
     return 0
 
 
 def run_token(args: argparse.Namespace, config: Config) -> int:
     """Issue an API token and print it."""
-    store = CallStore(config.store_url)
-    try:
-        token = Users(store).issue_token(args.name, args.label)
-    finally:
-        store.close()
+    with _users(config) as users:
+        token = users.issue_token(args.name, args.label)
     print(token)
     print("keep it secret: only its hash is stored (send it as `Authorization: Bearer TOKEN`)", file=sys.stderr)
     return 0
@@ -85,22 +87,16 @@ def run_token(args: argparse.Namespace, config: Config) -> int:
 
 def run_revoke(args: argparse.Namespace, config: Config) -> int:
     """Revoke tokens."""
-    store = CallStore(config.store_url)
-    try:
-        n = Users(store).revoke_tokens(args.name)
-    finally:
-        store.close()
+    with _users(config) as users:
+        n = users.revoke_tokens(args.name)
     print(f"{n} token(s) revoked")
     return 0
 
 
 def run_list(args: argparse.Namespace, config: Config) -> int:
     """Print users."""
-    store = CallStore(config.store_url)
-    try:
-        rows = Users(store).all()
-    finally:
-        store.close()
+    with _users(config) as users:
+        rows = users.all()
     for r in rows:
         state = "\tdisabled" if r["disabled"] else ""
         print(f"{r['name']}\t{r['role']}{state}")
