@@ -34,15 +34,12 @@ def analyze_transcript(segments: list[dict[str, Any]], *, redact: bool = True, k
     counts: Counter[str] = Counter()
     texts: list[str] = []
     for seg in segments:
-        new = dict(seg)
-        text = str(seg.get("text", ""))
         if redact:
-            text, found = redactor.redact_counted(text)
+            new, found = redact_segment(seg, redactor)
             counts.update(found)
-            if found and new.get("words"):
-                new["words"] = redact_words(new["words"], redactor)
-        new["text"] = text
-        texts.append(text)
+        else:
+            new = dict(seg, text=str(seg.get("text", "")))
+        texts.append(new["text"])
         out.append(new)
     for new, sentiment in zip(out, analyzer.analyze_many(texts), strict=True):
         new["sentiment"] = sentiment.as_dict()
@@ -53,6 +50,16 @@ def analyze_transcript(segments: list[dict[str, Any]], *, redact: bool = True, k
         "redactions_by_kind": dict(counts),
         "by_speaker": _speaker_moods(out),
     }
+
+
+def redact_segment(seg: dict[str, Any], redactor: Redactor) -> tuple[dict[str, Any], Counter[str]]:
+    """A copy of a transcript segment with PII replaced in its text and word timings, and what was found."""
+    new = dict(seg)
+    text, found = redactor.redact_counted(str(seg.get("text", "")))
+    new["text"] = text
+    if found and new.get("words"):
+        new["words"] = redact_words(new["words"], redactor)
+    return new, found
 
 
 def redact_words(words: list[dict[str, Any]], redactor: Redactor) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from dialog.analysis import redact_words
+from dialog.analysis import redact_segment
 from dialog.pii import Redactor
 from voice_agent.config import Config
 
@@ -40,16 +40,7 @@ class Privacy:
 
     def segments(self, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Transcript segments with redacted text and word timings (copies)."""
-        out = []
-        for seg in segments:
-            new = dict(seg)
-            text = str(seg.get("text", ""))
-            redacted = self.text(text)
-            new["text"] = redacted
-            if redacted != text and new.get("words"):
-                new["words"] = redact_words(new["words"], self.redactor)
-            out.append(new)
-        return out
+        return [redact_segment(seg, self.redactor)[0] for seg in segments]
 
     def transcript(self, data: dict[str, Any]) -> dict[str, Any]:
         """A transcript document (the JSON of `transcribe`) with every text field redacted."""
