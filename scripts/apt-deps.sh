@@ -3,9 +3,10 @@
 set -euo pipefail
 need=()
 for pair in sipp:sip-tester baresip:baresip-core kamailio:kamailio chromium:chromium \
-            chromedriver:chromium-driver espeak-ng:espeak-ng sox:sox; do
+            chromedriver:chromium-driver espeak-ng:espeak-ng sox:sox \
+            /usr/lib/postgresql/15/bin/initdb:postgresql; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "$cmd" ] || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
