@@ -61,6 +61,10 @@ class TranscribeConfig:
     formats: list[str] = field(default_factory=lambda: ["json"])
     jobs: int = 1
     block_seconds: float = 600.0  # audio decoded and processed per block (memory bound)
+    ray_address: str = ""  # a Ray cluster (host:port or ray://host:10001): fan files out, one model per actor
+    ray_actors: int = 0  # models loaded on the cluster; 0: one per alive node (--jobs overrides)
+    ray_cpus_per_actor: float = 1.0
+    ray_send: str = "auto"  # "bytes" through Ray's object store | "paths" (one machine) | "auto"
 
 
 @dataclass
