@@ -59,3 +59,26 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("VOICE_AGENT_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    """A real PostgreSQL server on a loopback port for the whole session (stopped at the end)."""
+    from tests.postgres import PostgresServer
+
+    need(PostgresServer.available(), "PostgreSQL 15 binaries (Debian's postgresql package) are not installed")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty call store on SQLite (a file) and on the real PostgreSQL server (a fresh database)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'calls.db'}"
+    server = request.getfixturevalue("postgres")
+    return str(server.new_database())

@@ -14,7 +14,6 @@ import hmac
 import json
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +108,7 @@ def check_password_strength(password: str) -> None:
 
 
 class Users:
-    """Users, tokens and the audit log in the call store (plain portable SQL)."""
+    """Users, tokens and the audit log; the SQL is the store's (``voice_agent.store.accounts``)."""
 
     def __init__(self, store: CallStore) -> None:
         self.store = store
@@ -122,91 +121,59 @@ class Users:
         if role not in ROLES:
             raise AuthError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
         check_password_strength(password)
-        hashed = hash_password(password)
-        with self.store.transaction() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise AuthError(f"user {name!r} already exists")
-            db.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                       (name, role, hashed, time.time()))
+        if not self.store.insert_user(name, role, hash_password(password)):
+            raise AuthError(f"user {name!r} already exists")
         return User(name, role)
 
     def get(self, name: str) -> User | None:
         """The user by name, or None (disabled users count as absent)."""
-        with self.store.transaction() as db:
-            row = db.execute("SELECT name, role FROM users WHERE name = ? AND disabled = 0", (name,)).fetchone()
-        return User(row[0], row[1]) if row else None
+        row = self.store.user_row(name)
+        return User(row["name"], row["role"]) if row else None
 
     def all(self) -> list[dict[str, Any]]:
         """Every user (without password hashes)."""
-        with self.store.transaction() as db:
-            rows = db.execute("SELECT name, role, created_at, disabled FROM users ORDER BY name").fetchall()
-        return [{"name": r[0], "role": r[1], "created_at": r[2], "disabled": bool(r[3])} for r in rows]
+        return self.store.user_rows()
 
     def set_password(self, name: str, password: str) -> None:
         """Replace a user's password."""
         check_password_strength(password)
-        hashed = hash_password(password)
-        with self.store.transaction() as db:
-            cur = db.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hashed, name))
-            if cur.rowcount == 0:
-                raise AuthError(f"no user {name!r}")
+        if not self.store.set_password_hash(name, hash_password(password)):
+            raise AuthError(f"no user {name!r}")
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if the password is right, else None (same cost either way)."""
-        with self.store.transaction() as db:
-            row = db.execute("SELECT name, role, password_hash FROM users WHERE name = ? AND disabled = 0",
-                             (name,)).fetchone()
+        row = self.store.user_row(name)
         if row is None:
             verify_password(password, _dummy_hash())
             return None
-        return User(row[0], row[1]) if verify_password(password, row[2]) else None
+        return User(row["name"], row["role"]) if verify_password(password, row["password_hash"]) else None
 
     def issue_token(self, name: str, label: str = "") -> str:
         """A new API token for the user; only its hash is kept, so this is the one time it is shown."""
         if self.get(name) is None:
             raise AuthError(f"no user {name!r}: add it first with `voice-agent users add {name}`")
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO api_tokens (id, user_name, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (uuid.uuid4().hex[:12], name, _token_hash(raw), label, time.time()))
+        self.store.insert_token(name, _token_hash(raw), label)
         return raw
 
     def token_user(self, raw: str) -> User | None:
         """The user an API token belongs to, or None when unknown or revoked."""
         if not raw.startswith(TOKEN_PREFIX):
             return None
-        with self.store.transaction() as db:
-            row = db.execute(
-                "SELECT u.name, u.role, t.id FROM api_tokens t JOIN users u ON u.name = t.user_name"
-                " WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0", (_token_hash(raw),)).fetchone()
-            if row is not None:
-                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (time.time(), row[2]))
-        return User(row[0], row[1]) if row else None
+        owner = self.store.token_owner(_token_hash(raw))
+        return User(*owner) if owner else None
 
     def revoke_tokens(self, name: str) -> int:
         """Revoke every token of a user; returns how many."""
-        with self.store.transaction() as db:
-            cur = db.execute("UPDATE api_tokens SET revoked = 1 WHERE user_name = ? AND revoked = 0", (name,))
-        return int(cur.rowcount)
+        return self.store.revoke_user_tokens(name)
 
     def audit(self, user: str, action: str, target: str = "", **detail: Any) -> None:
         """Write one audit row (who read or changed what, when)."""
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO audit_log (id, at, user_name, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                       (uuid.uuid4().hex, time.time(), user, action, target, json.dumps(detail)))
+        self.store.add_audit(user, action, target, detail)
 
     def audit_rows(self, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:
         """The most recent audit rows first."""
-        sql = "SELECT at, user_name, action, target, detail FROM audit_log"
-        args: list[Any] = []
-        if target:
-            sql += " WHERE target = ?"
-            args.append(target)
-        sql += " ORDER BY at DESC LIMIT ?"
-        args.append(limit)
-        with self.store.transaction() as db:
-            rows = db.execute(sql, args).fetchall()
-        return [{"at": r[0], "user": r[1], "action": r[2], "target": r[3], "detail": json.loads(r[4])} for r in rows]
+        return self.store.audit_rows(limit, target)
 
 
 def _token_hash(raw: str) -> str:

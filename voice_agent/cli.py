@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECTION.FIELD=VALUE",
         help="override one configuration value (repeatable)",
     )
+    parser.add_argument("--store-url", default=None, metavar="URL",
+                        help="call store: sqlite:///path/calls.db or postgresql://user@host:port/db "
+                             "(env VOICE_AGENT_STORE_URL)")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--log-format", default=None, choices=["json", "text"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -77,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voice-agent: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.store_url:
+        config.store.url = args.store_url
     if args.log_level:
         config.log.level = args.log_level
     if args.log_format:

@@ -20,6 +20,8 @@ from typing import Any
 ENV_PREFIX = "VOICE_AGENT_"
 CONFIG_ENV = "VOICE_AGENT_CONFIG"
 HOME_ENV = "VOICE_AGENT_HOME"  # the data dir; read by default_data_dir()
+# Short names for the settings deployments set most (the long form VOICE_AGENT_STORE__URL works too).
+ENV_ALIASES = {"VOICE_AGENT_STORE_URL": ("store", "url")}
 
 
 class ConfigError(ValueError):
@@ -69,10 +71,11 @@ class TranscribeConfig:
 
 @dataclass
 class StoreConfig:
-    """The call store: SQLite by default."""
+    """The call store: SQLite by default, PostgreSQL for several workers (``postgresql://user@host:port/db``)."""
 
-    url: str = ""  # empty: sqlite file under the data dir
+    url: str = ""  # empty: sqlite file under the data dir; or VOICE_AGENT_STORE_URL
     recordings_dir: str = ""  # empty: <data dir>/recordings
+    busy_timeout_s: float = 5.0  # wait this long for a locked database, then fail with a clear error
 
 
 @dataclass
@@ -249,6 +252,10 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in env.items():
+        if key in ENV_ALIASES:
+            section, name = ENV_ALIASES[key]
+            values.setdefault(section, {})[name] = value
+            continue
         if not key.startswith(ENV_PREFIX) or key in (CONFIG_ENV, HOME_ENV):
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")

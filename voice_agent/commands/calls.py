@@ -28,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def list_calls(args: argparse.Namespace, config: Config) -> int:
     """Print a table of calls."""
-    store = CallStore(config.store_url)
-    rows = store.list_calls(limit=args.limit, kind=args.kind)
+    store = CallStore.from_config(config)
+    try:
+        rows = store.list_calls(limit=args.limit, kind=args.kind)
+    finally:
+        store.close()
     if not rows:
         print("no calls yet", file=sys.stderr)
         return 0
@@ -43,8 +46,12 @@ def list_calls(args: argparse.Namespace, config: Config) -> int:
 
 def show_call(args: argparse.Namespace, config: Config) -> int:
     """Print one call's transcript in the chosen format."""
-    store = CallStore(config.store_url)
-    call = store.get_call(args.call_id)
+    store = CallStore.from_config(config)
+    try:
+        call = store.get_call(args.call_id)
+        segments = store.segments(call.id)
+    finally:
+        store.close()
     data = {
         "call_id": call.id,
         "file": call.source,
@@ -55,7 +62,7 @@ def show_call(args: argparse.Namespace, config: Config) -> int:
         "text": call.text,
         "outcome": call.outcome,
         **{k: v for k, v in call.meta.items() if k not in ("channels",)},
-        "segments": store.segments(call.id),
+        "segments": segments,
     }
     sys.stdout.write(render(data, args.format))
     return 0

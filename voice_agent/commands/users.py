@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @contextmanager
 def _users(config: Config) -> Iterator[Users]:
-    store = CallStore(config.store_url)
+    store = CallStore.from_config(config)
     try:
         yield Users(store)
     finally:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,19 +44,14 @@ class JobRunner:
 
     def submit(self, filename: str, path: Path, user: str) -> dict[str, Any]:
         """Record a queued job and start it."""
-        job_id = uuid.uuid4().hex[:16]
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO transcription_jobs (id, filename, path, status, progress, created_by, created_at)"
-                       " VALUES (?, ?, ?, 'queued', 0, ?, ?)", (job_id, filename, str(path), user, time.time()))
+        job_id = self.store.add_job(filename, str(path), user)
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._run, job_id, path)
         self._tasks.add(future)
         future.add_done_callback(self._tasks.discard)
         return self.get(job_id) or {}
 
     def _set(self, job_id: str, **fields: Any) -> None:
-        assignments = ", ".join(f"{k} = ?" for k in fields)
-        with self.store.transaction() as db:
-            db.execute(f"UPDATE transcription_jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+        self.store.update_job(job_id, **fields)
 
     def _run(self, job_id: str, path: Path) -> None:
         from asr.audio import probe
@@ -88,38 +81,25 @@ class JobRunner:
                 segments=data["segments"])
             data["call_id"] = call_id
             self._set(job_id, status="done", progress=1.0, finished_at=time.time(), call_id=call_id,
-                      result=json.dumps(data))
+                      result=data)
             log_event(log, "job_done", job=job_id, duration=data["duration"])
         except Exception as exc:  # a bad upload fails its job, not the server
             log.info("job %s failed", job_id, exc_info=True)
             self._set(job_id, status="failed", finished_at=time.time(), error=f"{type(exc).__name__}: {exc}")
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        """One job without its result."""
-        with self.store.transaction() as db:
-            row = db.execute("SELECT id, filename, status, progress, created_by, created_at, finished_at, error,"
-                             " call_id FROM transcription_jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+        """One job without its result (blocking)."""
+        return self.store.job(job_id)
 
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Recent jobs first."""
-        with self.store.transaction() as db:
-            rows = db.execute("SELECT id, filename, status, progress, created_by, created_at, finished_at, error,"
-                              " call_id FROM transcription_jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [_job(r) for r in rows]
+        """Recent jobs first (blocking)."""
+        return self.store.recent_jobs(limit)
 
     def result(self, job_id: str) -> dict[str, Any] | None:
-        """The transcript of a finished job."""
-        with self.store.transaction() as db:
-            row = db.execute("SELECT result FROM transcription_jobs WHERE id = ? AND status = 'done'",
-                             (job_id,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+        """The transcript of a finished job (blocking)."""
+        return self.store.job_result(job_id)
 
     async def close(self) -> None:
         """Stop taking jobs; running ones finish in the background."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-def _job(row: Any) -> dict[str, Any]:
-    keys = ("id", "filename", "status", "progress", "created_by", "created_at", "finished_at", "error", "call_id")
-    return dict(zip(keys, tuple(row), strict=True))

@@ -1,0 +1,267 @@
+"""Calls, transcript segments, turns and events: writes from calls and transcriptions, reads for the CLI and console."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from voice_agent.store.database import Database, Tx
+from voice_agent.store.errors import StoreError
+
+_CALL_COLUMNS = "id, kind, source, started_at, ended_at, duration, outcome, language, model, text, meta"
+_SEGMENT_FIELDS = {"start", "end", "speaker", "channel", "text", "avg_logprob", "no_speech_prob", "words"}
+_TURN_FIELDS = {"index", "caller_text", "agent_text", "sentiment", "sentiment_score", "voice_to_voice_ms"}
+
+
+@dataclass
+class CallRecord:
+    """One call (live or transcribed) as stored."""
+
+    id: str
+    kind: str
+    source: str
+    started_at: float
+    ended_at: float | None
+    duration: float | None
+    outcome: str | None
+    language: str | None
+    model: str | None
+    text: str
+    meta: dict[str, Any]
+
+
+@dataclass
+class CallFilter:
+    """Console search: words in the transcript, a date range, outcome, sentiment, kind."""
+
+    q: str = ""
+    since: float | None = None
+    until: float | None = None
+    outcome: str = ""
+    sentiment: str = ""
+    kind: str = ""
+    limit: int = 50
+    offset: int = 0
+
+
+def like_pattern(word: str) -> str:
+    """``%word%`` with LIKE's wildcards escaped (used with ``ESCAPE '\\'``)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _record(row: Any) -> CallRecord:
+    return CallRecord(id=row["id"], kind=row["kind"], source=row["source"], started_at=row["started_at"],
+                      ended_at=row["ended_at"], duration=row["duration"], outcome=row["outcome"],
+                      language=row["language"], model=row["model"], text=row["text"],
+                      meta=json.loads(row["meta"] or "{}"))
+
+
+class CallTables(Database):
+    """The calls, segments, turns and events tables."""
+
+    def add_call(
+        self,
+        kind: str,
+        source: str,
+        *,
+        call_id: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        duration: float | None = None,
+        outcome: str | None = None,
+        language: str | None = None,
+        model: str | None = None,
+        text: str = "",
+        meta: dict[str, Any] | None = None,
+        segments: Sequence[dict[str, Any]] = (),
+    ) -> str:
+        """Insert a call with its transcript segments; returns the call id."""
+        cid = call_id or uuid.uuid4().hex[:16]
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, kind, source, time.time() if started_at is None else started_at, ended_at, duration, outcome,
+                 language, model, text, json.dumps(meta or {})),
+            )
+            self._insert_segments(db, cid, segments, 0)
+        return cid
+
+    def add_segments(self, call_id: str, segments: Sequence[dict[str, Any]]) -> None:
+        """Append transcript segments to an existing call."""
+        with self.transaction() as db:
+            first = int(db.value("SELECT COALESCE(MAX(idx) + 1, 0) FROM segments WHERE call_id = ?", (call_id,)))
+            self._insert_segments(db, call_id, segments, first)
+
+    @staticmethod
+    def _insert_segments(db: Tx, call_id: str, segments: Sequence[dict[str, Any]], first: int) -> None:
+        for i, seg in enumerate(segments, start=first):
+            extra = {k: v for k, v in seg.items() if k not in _SEGMENT_FIELDS}
+            db.execute(
+                'INSERT INTO segments (call_id, idx, start, "end", speaker, channel, text,'
+                " avg_logprob, no_speech_prob, words, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call_id, i, float(seg["start"]), float(seg["end"]), str(seg.get("speaker", "")),
+                 int(seg.get("channel", 0)), str(seg.get("text", "")), seg.get("avg_logprob"),
+                 seg.get("no_speech_prob"), json.dumps(seg.get("words", [])), json.dumps(extra)),
+            )
+
+    def update_call(self, call_id: str, **fields: Any) -> None:
+        """Set columns of a call (meta is merged, not replaced)."""
+        allowed = {"ended_at", "duration", "outcome", "language", "model", "text", "meta"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise StoreError(f"cannot update {sorted(unknown)} on a call")
+        if not fields:
+            return
+        with self.transaction() as db:
+            if "meta" in fields:
+                old = db.value("SELECT meta FROM calls WHERE id = ?", (call_id,))
+                if old is None:
+                    raise StoreError(f"no call with id {call_id!r}")
+                merged = json.loads(old or "{}")
+                merged.update(fields["meta"])
+                fields["meta"] = json.dumps(merged)
+            assignments = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*fields.values(), call_id))
+
+    def add_turns(self, call_id: str, turns: Sequence[dict[str, Any]]) -> None:
+        """Store the turns of a live call (timings kept as JSON); a turn stored before is replaced."""
+        with self.transaction() as db:
+            for t in turns:
+                self._upsert_turn(db, call_id, t)
+
+    @staticmethod
+    def _upsert_turn(db: Tx, call_id: str, t: dict[str, Any]) -> None:
+        db.execute(
+            "INSERT INTO turns (call_id, idx, caller_text, agent_text, sentiment, sentiment_score,"
+            " voice_to_voice_ms, timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (call_id, idx) DO UPDATE SET caller_text = excluded.caller_text,"
+            " agent_text = excluded.agent_text, sentiment = excluded.sentiment,"
+            " sentiment_score = excluded.sentiment_score, voice_to_voice_ms = excluded.voice_to_voice_ms,"
+            " timings = excluded.timings",
+            (call_id, int(t["index"]), t.get("caller_text", ""), t.get("agent_text", ""), t.get("sentiment"),
+             t.get("sentiment_score"), t.get("voice_to_voice_ms"),
+             json.dumps({k: v for k, v in t.items() if k not in _TURN_FIELDS})),
+        )
+
+    def turns(self, call_id: str) -> list[dict[str, Any]]:
+        """The turns of a call in order."""
+        with self.read() as db:
+            rows = db.rows("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,))
+        out = []
+        for r in rows:
+            item = {"index": r["idx"], "caller_text": r["caller_text"], "agent_text": r["agent_text"],
+                    "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
+                    "voice_to_voice_ms": r["voice_to_voice_ms"]}
+            item.update(json.loads(r["timings"]))
+            out.append(item)
+        return out
+
+    def add_events(self, call_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Store call events (barge_in, transfer, reprompt, hangup...)."""
+        with self.transaction() as db:
+            first = int(db.value("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE call_id = ?", (call_id,)))
+            for i, e in enumerate(events, start=first):
+                data = {k: v for k, v in e.items() if k not in ("t", "type")}
+                db.execute("INSERT INTO events (call_id, seq, t, type, data) VALUES (?, ?, ?, ?, ?)",
+                           (call_id, i, float(e.get("t", 0.0)), str(e["type"]), json.dumps(data)))
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        """The events of a call in order."""
+        with self.read() as db:
+            rows = db.rows("SELECT t, type, data FROM events WHERE call_id = ? ORDER BY seq", (call_id,))
+        return [{"t": r["t"], "type": r["type"], **json.loads(r["data"])} for r in rows]
+
+    def get_call(self, call_id: str) -> CallRecord:
+        """One call by id (a unique prefix is accepted)."""
+        with self.read() as db:
+            rows = db.rows(f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
+                           (call_id, like_pattern(call_id)[1:]))
+        exact = [r for r in rows if r["id"] == call_id]
+        if exact:
+            return _record(exact[0])
+        if len(rows) == 1:
+            return _record(rows[0])
+        if not rows:
+            raise StoreError(f"no call with id {call_id!r}; `voice-agent calls list` shows the ids")
+        raise StoreError(f"call id prefix {call_id!r} is ambiguous; give more characters")
+
+    def list_calls(self, limit: int = 50, kind: str | None = None) -> list[CallRecord]:
+        """Most recent calls first."""
+        sql = f"SELECT {_CALL_COLUMNS} FROM calls"
+        args: list[Any] = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY started_at DESC LIMIT ?"
+        args.append(limit)
+        with self.read() as db:
+            rows = db.rows(sql, args)
+        return [_record(r) for r in rows]
+
+    def segments(self, call_id: str) -> list[dict[str, Any]]:
+        """The transcript segments of a call in time order."""
+        with self.read() as db:
+            rows = db.rows("SELECT * FROM segments WHERE call_id = ? ORDER BY start, idx", (call_id,))
+        out = []
+        for r in rows:
+            seg: dict[str, Any] = {
+                "start": r["start"], "end": r["end"], "speaker": r["speaker"], "channel": r["channel"],
+                "text": r["text"], "avg_logprob": r["avg_logprob"], "no_speech_prob": r["no_speech_prob"],
+                "words": json.loads(r["words"]),
+            }
+            seg.update(json.loads(r["extra"]))
+            out.append(seg)
+        return out
+
+    def search_calls(self, f: CallFilter) -> tuple[list[dict[str, Any]], int]:
+        """Matching calls for the console, most recent first, and how many match in all."""
+        where: list[str] = []
+        args: list[Any] = []
+        for word in f.q.split()[:8]:
+            where.append("LOWER(text) LIKE ? ESCAPE '\\'")  # LOWER on both sides: LIKE's case rules differ
+            args.append(like_pattern(word.lower()))
+        for column, op, value in (("started_at", ">=", f.since), ("started_at", "<", f.until)):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        for column, text in (("outcome", f.outcome), ("kind", f.kind)):
+            if text:
+                where.append(f"{column} = ?")
+                args.append(text)
+        if f.sentiment:
+            where.append("id IN (SELECT call_id FROM turns WHERE sentiment = ?)")
+            args.append(f.sentiment)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        with self.read() as db:
+            total = int(db.value(f"SELECT COUNT(*) FROM calls{clause}", args))
+            rows = db.rows(f"SELECT id, kind, source, started_at, duration, outcome, text, meta FROM calls{clause}"
+                           " ORDER BY started_at DESC LIMIT ? OFFSET ?", [*args, f.limit, f.offset])
+            moods: dict[str, list[str]] = {}
+            ids = [r["id"] for r in rows]
+            if ids:
+                marks = ", ".join("?" for _ in ids)
+                for r in db.rows(f"SELECT call_id, sentiment FROM turns WHERE call_id IN ({marks})"
+                                 " ORDER BY call_id, idx", ids):
+                    moods.setdefault(r["call_id"], []).append(r["sentiment"] or "")
+        out = []
+        for r in rows:
+            meta = json.loads(r["meta"] or "{}")
+            labels = [m for m in moods.get(r["id"], []) if m]
+            out.append({"id": r["id"], "kind": r["kind"], "source": r["source"], "started_at": r["started_at"],
+                        "duration": r["duration"], "outcome": r["outcome"], "preview": (r["text"] or "")[:160],
+                        "turns": len(moods.get(r["id"], [])),
+                        "sentiment": labels[-1] if labels else meta.get("sentiment"),
+                        "has_recording": bool(meta.get("recording"))})
+        return out, total
+
+    def delete_call(self, call_id: str) -> bool:
+        """Delete a call with its segments, turns and events; False when absent."""
+        with self.transaction() as db:
+            for table in ("segments", "turns", "events"):
+                db.execute(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))
+            return db.count("DELETE FROM calls WHERE id = ?", (call_id,)) > 0

@@ -1,0 +1,117 @@
+"""Numbered schema migrations: plain SQL that SQLite and PostgreSQL both run.
+
+Write portable SQL: ``REAL`` for floats, ``INTEGER`` for flags and counters, ``TEXT`` for JSON,
+``BLOB`` for bytes, ``INTEGER PRIMARY KEY AUTOINCREMENT`` for a generated key; ``dialect.py``
+turns these into PostgreSQL's types (``DOUBLE PRECISION``, ``BYTEA``, identity columns) in one place.
+"""
+
+from __future__ import annotations
+
+# Each migration is applied once, in order, inside one transaction. Later
+# features append new entries; never edit an entry that has shipped.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "calls and transcript segments",
+        """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            source TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            duration REAL,
+            outcome TEXT,
+            language TEXT,
+            model TEXT,
+            text TEXT NOT NULL DEFAULT '',
+            meta TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX calls_started_at ON calls (started_at);
+        CREATE TABLE segments (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start REAL NOT NULL,
+            "end" REAL NOT NULL,
+            speaker TEXT NOT NULL,
+            channel INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            avg_logprob REAL,
+            no_speech_prob REAL,
+            words TEXT NOT NULL DEFAULT '[]',
+            extra TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (call_id, idx)
+        );
+        """,
+    ),
+    (
+        2,
+        "live call turns and events",
+        """
+        CREATE TABLE turns (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            caller_text TEXT NOT NULL,
+            agent_text TEXT NOT NULL,
+            sentiment TEXT,
+            sentiment_score REAL,
+            voice_to_voice_ms REAL,
+            timings TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (call_id, idx)
+        );
+        CREATE TABLE events (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            t REAL NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (call_id, seq)
+        );
+        CREATE INDEX events_type ON events (type);
+        """,
+    ),
+    (
+        3,
+        "console users, API tokens, audit log and transcription jobs",
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY,
+            at REAL NOT NULL,
+            user_name TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_log_at ON audit_log (at);
+        CREATE TABLE transcription_jobs (
+            id TEXT PRIMARY KEY,
+            filename TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            created_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            error TEXT,
+            call_id TEXT,
+            result TEXT
+        );
+        """,
+    ),
+]
