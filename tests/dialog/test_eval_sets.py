@@ -6,12 +6,31 @@ from pathlib import Path
 
 import pytest
 
+from bench.eval.score import (
+    ANSWERED_NON_QUESTION,
+    CLARIFIED,
+    DONT_KNOW,
+    FALSE_TRANSFER,
+    INVENTED,
+    MISSED_HANDOFF,
+    RIGHT,
+    UNRESOLVED,
+    WRONG_FACT,
+    KbFacts,
+    Outcome,
+    TurnScore,
+    candidate_reply,
+    judge,
+    judge_turn,
+    summarise,
+)
 from bench.eval.sets import (
     CATEGORIES,
     EVAL_DIR,
     ROOT,
     EvalSet,
     EvalSetError,
+    Expect,
     check_against_kb,
     check_expect,
     has_fact,
@@ -108,3 +127,79 @@ def test_fact_matching_reads_spoken_numbers() -> None:
     assert has_fact("8 AM to 8 PM", "We are open from eight AM to eight PM.")
     assert has_fact("red|orange", "A red light means no signal.")
     assert not has_fact("red", "It is shredded.")
+
+
+# --- the scorer's rules (bench/eval/score.py), on made-up replies --------------------------------------------
+
+def _kb() -> KbFacts:
+    s = load_set(EVAL_DIR / "telecom.yaml")
+    return KbFacts(kb_entries(s.kb_dir), s.entry_facts)
+
+
+def _answer(text: str, source: str = "plan-fiber-500") -> Outcome:
+    return Outcome(action="answer", escalate=False, text=text, sources=[{"id": source, "score": 0.8}])
+
+
+PRICE_500 = Expect("answer", ["plan-fiber-500"], ["$39.99"], ["$49.99"])
+
+
+def test_judging_answers() -> None:
+    kb = _kb()
+    say = "what's the monthly charge for the five hundred meg package"
+    spoken = "Okay. Fiber 500 costs thirty-nine dollars and ninety-nine cents a month."
+    right = judge(PRICE_500, say, _answer(spoken), kb)
+    assert right.verdict == RIGHT
+    gigabit = _answer("It costs forty-nine dollars and ninety-nine cents.", "plan-fiber-1000")
+    other_entry = judge(PRICE_500, say, gigabit, kb)
+    assert other_entry.verdict == WRONG_FACT and "$49.99" in other_entry.detail
+    no_fact = judge(PRICE_500, say, _answer("It is our most popular plan."), kb)
+    assert no_fact.verdict == WRONG_FACT and "missing" in no_fact.detail
+    lights = Expect("answer", ["outage-router-lights"], ["no signal"])
+    mixed = _answer("Red means there is no signal. Also, moving costs forty-nine dollars.", "outage-router-lights")
+    assert judge(lights, "my light is red", mixed, kb).verdict == WRONG_FACT
+    dont_know = Outcome(action="not_found", escalate=False, text="I'm sorry, I don't have information about that.")
+    assert judge(PRICE_500, say, dont_know, kb).verdict == DONT_KNOW
+
+
+def test_judging_off_kb_handoffs_and_small_talk() -> None:
+    kb = _kb()
+    off = Expect("not_found")
+    assert judge(off, "student discount?", _answer("Yes, there is.", "plan-fiber-100"), kb).verdict == INVENTED
+    sorry = Outcome(action="not_found", escalate=False, text="I don't have information about that.")
+    assert judge(off, "student discount?", sorry, kb).verdict == RIGHT
+    policy = Outcome(action="escalate", escalate=True, text="Connecting you.",
+                     reason="the knowledge base could not answer 2 questions in a row")
+    j = judge(off, "tv channels?", policy, kb)
+    assert j.verdict == RIGHT and j.policy_transfer
+    asked = Outcome(action="escalate", escalate=True, text="Of course.", reason="the caller asked for a human")
+    assert judge(Expect("handoff"), "a real human please", asked, kb).verdict == RIGHT
+    assert judge(Expect("handoff"), "operator", sorry, kb).verdict == MISSED_HANDOFF
+    assert judge(PRICE_500, "can a person come to my house", asked, kb).verdict == FALSE_TRANSFER
+    thanks = Outcome(action="smalltalk", escalate=False, text="You're welcome.")
+    assert judge(Expect("other"), "thanks", thanks, kb).verdict == RIGHT
+    assert judge(Expect("other"), "thanks", _answer("Fiber 500 costs..."), kb).verdict == ANSWERED_NON_QUESTION
+
+
+def test_clarifying_then_scoring_the_second_reply() -> None:
+    kb = _kb()
+    ask = Outcome(action="clarify", escalate=False, text="Do you mean the Fiber 500 price, or the fastest plan?",
+                  candidates=[{"id": "plan-fiber-500", "label": "Fiber 500 price"}, {"id": "plan-fiber-1000"}])
+    assert candidate_reply(ask, ["plan-fiber-500"]) == "the Fiber 500 price"
+    good = _answer("Fiber 500 costs thirty-nine dollars and ninety-nine cents.")
+    assert judge_turn(PRICE_500, "how much", ask, good, kb).verdict == CLARIFIED
+    bad = _answer("Forty-nine dollars and ninety-nine cents.", "plan-fiber-1000")
+    assert judge_turn(PRICE_500, "how much", ask, bad, kb).verdict == WRONG_FACT
+    assert judge_turn(PRICE_500, "how much", ask, None, kb).verdict == UNRESOLVED
+
+
+def test_summary_counts_recall_precision_and_categories() -> None:
+    def row(kind: str, category: str, verdict: str) -> TurnScore:
+        return TurnScore("t", "kb-only", "c", 1, category, kind, "x", verdict, "", None)
+
+    m = summarise([row("handoff", "handoff", RIGHT), row("handoff", "handoff", MISSED_HANDOFF),
+                   row("answer", "paraphrase", FALSE_TRANSFER), row("answer", "paraphrase", RIGHT),
+                   row("answer", "followup", CLARIFIED), row("not_found", "off_kb", INVENTED)])
+    assert m["handoff_recall_pct"] == 50.0 and m["handoff_precision_pct"] == 50.0 and m["false_transfers"] == 1
+    assert m["right_first"] == 2 and m["right_or_clarified"] == 3 and m["invented"] == 1
+    assert m["categories"]["paraphrase"] == {"turns": 2, "right_first": 1, "right_or_clarified": 1,
+                                             "right_first_pct": 50.0, "right_or_clarified_pct": 50.0}
