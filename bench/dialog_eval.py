@@ -47,7 +47,7 @@ from bench.eval.score import (  # noqa: E402
     pct,
     summarise,
 )
-from bench.eval.sets import EvalSet, EvalSetError, kb_entries, kb_set_paths, load_set, parse_expect  # noqa: E402
+from bench.eval.sets import EvalSet, EvalSetError, kb_set_paths, load_set, parse_expect, read_kb  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from dialog import Brain, Call, DialogError, DialogOptions  # noqa: E402
 from dialog.embeddings import Embedder, shared_embedder  # noqa: E402
@@ -66,7 +66,9 @@ Row = tuple[str, str, str, str]
 
 def kb_facts(s: EvalSet) -> KbFacts:
     """The KB's answers and the set's distinctive facts per entry."""
-    return KbFacts(kb_entries(s.kb_dir), s.entry_facts)
+    entries = read_kb(s.kb_dir)
+    return KbFacts({e.id: e.answer for e in entries.values()}, s.entry_facts,
+                   {e.id: e.question for e in entries.values()})
 
 
 async def ask(call: Call, text: str) -> Outcome:
@@ -95,7 +97,9 @@ async def play_set(brain: Brain, s: EvalSet, config: str) -> list[TurnScore]:
             first = await ask(call, turn.say)
             second: Outcome | None = None
             if first.action == "clarify" and turn.expect.kind == "answer":
-                score.clarify_answer = turn.clarify_answer or candidate_reply(first, turn.expect.entries)
+                # the set's answer when the right option is offered, else the option's own words
+                auto = candidate_reply(first, turn.expect.entries, facts.questions)
+                score.clarify_answer = (turn.clarify_answer or auto) if auto else ""
                 if score.clarify_answer:
                     second = await ask(call, score.clarify_answer)
             j = judge_turn(turn.expect, turn.say, first, second, facts)

@@ -162,6 +162,7 @@ class HttpConfig:
     ice_servers: list[str] = field(default_factory=list)  # e.g. stun:stun.example.org:3478; empty: no STUN
     session_secret: str = ""  # empty: a random secret kept in <data dir>/web-secret
     session_hours: float = 12.0
+    token_days: float = 90.0  # API tokens from `voice-agent users token` stop working after this
     signin_per_minute: int = 5  # sign-in attempts per client address and per user name
     offers_per_minute: int = 20  # anonymous browser calls started per client address
     max_calls: int = 8  # live browser calls at once

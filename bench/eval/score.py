@@ -21,10 +21,10 @@ FALSE_TRANSFER = "false_transfer"  # transferred although the caller did not ask
 MISSED_HANDOFF = "missed_handoff"  # asked for a person and was not transferred
 ANSWERED_NON_QUESTION = "answered_non_question"  # small talk or a remark answered from the KB
 MISSED = "missed"  # a question met with small talk, a goodbye, a menu...
-UNRESOLVED = "unresolved_clarify"  # asked which one, and the set has no answer to give
+OFF_TARGET = "clarify_off_target"  # asked which one, offering none of the right entries
 LOST = "lost"  # the call had already been transferred or ended
 VERDICTS = (RIGHT, CLARIFIED, WRONG_FACT, DONT_KNOW, INVENTED, FALSE_TRANSFER, MISSED_HANDOFF,
-            ANSWERED_NON_QUESTION, MISSED, UNRESOLVED, LOST)
+            ANSWERED_NON_QUESTION, MISSED, OFF_TARGET, LOST)
 
 ANSWER_ACTION = "answer"
 CLARIFY_ACTION = "clarify"
@@ -72,6 +72,7 @@ class KbFacts:
 
     answers: dict[str, str]
     entry_facts: dict[str, list[str]]
+    questions: dict[str, str] = field(default_factory=dict)
 
 
 def wrong_facts(expect: Expect, say: str, text: str, kb: KbFacts) -> list[str]:
@@ -121,15 +122,32 @@ def judge(expect: Expect, say: str, out: Outcome, kb: KbFacts) -> Judgement:
     return Judgement(RIGHT)
 
 
-def candidate_reply(out: Outcome, entries: list[str]) -> str:
-    """A short caller answer naming the intended option, from the candidates of a clarifying question."""
-    for c in out.candidates:
-        cid = str(c.get("id", "")) if isinstance(c, dict) else ""
+def candidate_ids(out: Outcome) -> list[str]:
+    """The entry ids a clarifying question offers (ids, or objects with an id)."""
+    return [str(c.get("id", "")) if isinstance(c, dict) else str(c) for c in out.candidates]
+
+
+def candidate_reply(out: Outcome, entries: list[str], questions: dict[str, str] | None = None) -> str:
+    """A short caller answer naming the intended option of a clarifying question; "" when none is right.
+
+    One option offered: "yes". Several: the caller names the right one with the words the agent used for it
+    (the entry's question, or the candidate's label).
+    """
+    ids = candidate_ids(out)
+    for i, cid in enumerate(ids):
+        entry = entry_of(cid, set(entries))
+        if not entry:
+            continue
+        if len(ids) == 1:
+            return "yes, that's it"
+        c = out.candidates[i]
         label = ""
         if isinstance(c, dict):
             label = str(c.get("label") or c.get("name") or c.get("question") or c.get("title") or "")
-        if cid and entry_of(cid, set(entries)) and label:
-            return f"the {label}" if len(label.split()) <= 4 else label
+        label = label or (questions or {}).get(entry, "")
+        if label:
+            return "I mean " + label.strip().rstrip("?.!")
+        return ("the first one", "the second one", "the third one")[min(i, 2)]
     return ""
 
 
@@ -165,7 +183,7 @@ def judge_turn(expect: Expect, say: str, first: Outcome, second: Outcome | None,
     if first.action != CLARIFY_ACTION or expect.kind != "answer":
         return judge(expect, say, first, kb)
     if second is None:
-        return Judgement(UNRESOLVED, f"candidates {first.candidates}")
+        return Judgement(OFF_TARGET, f"offered {candidate_ids(first)}")
     after = judge(expect, say, second, kb)
     if after.verdict == RIGHT:
         return Judgement(CLARIFIED, after.detail)

@@ -13,8 +13,8 @@ from bench.eval.score import (
     FALSE_TRANSFER,
     INVENTED,
     MISSED_HANDOFF,
+    OFF_TARGET,
     RIGHT,
-    UNRESOLVED,
     WRONG_FACT,
     KbFacts,
     Outcome,
@@ -184,12 +184,19 @@ def test_clarifying_then_scoring_the_second_reply() -> None:
     kb = _kb()
     ask = Outcome(action="clarify", escalate=False, text="Do you mean the Fiber 500 price, or the fastest plan?",
                   candidates=[{"id": "plan-fiber-500", "label": "Fiber 500 price"}, {"id": "plan-fiber-1000"}])
-    assert candidate_reply(ask, ["plan-fiber-500"]) == "the Fiber 500 price"
+    assert candidate_reply(ask, ["plan-fiber-500"]) == "I mean Fiber 500 price"
+    assert candidate_reply(ask, ["plan-fiber-100"]) == ""
+    ids_only = Outcome(action="clarify", escalate=False, text="Do you mean A, or B?",
+                       candidates=["plan-contract", "policies-complaints-0"])
+    questions = {"policies-complaints": "Complaints"}
+    assert candidate_reply(ids_only, ["policies-complaints"], questions) == "I mean Complaints"
+    one = Outcome(action="clarify", escalate=False, text="Do you mean B?", candidates=["plan-fiber-500"])
+    assert candidate_reply(one, ["plan-fiber-500"]) == "yes, that's it"
     good = _answer("Fiber 500 costs thirty-nine dollars and ninety-nine cents.")
     assert judge_turn(PRICE_500, "how much", ask, good, kb).verdict == CLARIFIED
     bad = _answer("Forty-nine dollars and ninety-nine cents.", "plan-fiber-1000")
     assert judge_turn(PRICE_500, "how much", ask, bad, kb).verdict == WRONG_FACT
-    assert judge_turn(PRICE_500, "how much", ask, None, kb).verdict == UNRESOLVED
+    assert judge_turn(PRICE_500, "how much", ask, None, kb).verdict == OFF_TARGET
 
 
 def test_summary_counts_recall_precision_and_categories() -> None:

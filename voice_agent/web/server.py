@@ -62,7 +62,7 @@ class WebState:
         self.jobs = jobs
         self.users = Users(store)
         self.signer = SessionSigner(load_secret(config.http.session_secret, config.data_path),
-                                    config.http.session_hours * 3600)
+                                    config.http.session_hours * 3600, store=store)
         self.signin_limit = RateLimit(config.http.signin_per_minute)
         self.offer_limit = RateLimit(config.http.offers_per_minute)
         self.recordings = config.recordings_path
