@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,31 @@ def test_summary_counts_recall_precision_and_categories() -> None:
     assert m["right_first"] == 2 and m["right_or_clarified"] == 3 and m["invented"] == 1
     assert m["categories"]["paraphrase"] == {"turns": 2, "right_first": 1, "right_or_clarified": 1,
                                              "right_first_pct": 50.0, "right_or_clarified_pct": 50.0}
+
+
+def test_spoken_json_is_scored_per_kb_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.dialog_eval import main
+
+    base = {"kb": "examples/kb", "line": "8k-mulaw", "voice": "en-us+f3", "ref_words": 10, "escalate": False}
+    rows = [
+        {**base, "text": "How much is the five hundred plan?", "word_errors": 1, "action": "answer",
+         "expect": {"kind": "answer", "entries": ["plan-fiber-500"], "facts": ["$39.99"]},
+         "sources": [{"id": "plan-fiber-500", "score": 0.9}],
+         "agent_text": "Fiber 500 costs thirty-nine dollars and ninety-nine cents a month."},
+        {**base, "text": "And the fastest one?", "word_errors": 3, "action": "answer",
+         "expect": {"kind": "answer", "entries": ["plan-fiber-1000"], "facts": ["$49.99"]},
+         "sources": [{"id": "plan-fiber-500", "score": 0.7}],
+         "agent_text": "Fiber 500 costs thirty-nine dollars and ninety-nine cents a month."},
+        {**base, "text": "Put me through to a person.", "word_errors": 0, "action": "escalate", "escalate": True,
+         "expect": {"kind": "handoff"}, "sources": [], "agent_text": "Of course."},
+    ]
+    path = tmp_path / "spoken.json"
+    path.write_text(json.dumps({"rows": rows}), encoding="utf-8")
+    out_json = tmp_path / "report.json"
+    assert main(["--spoken", str(path), "--spoken-only", "--json", str(out_json)]) == 0
+    out = capsys.readouterr()
+    assert "| spoken examples/kb 8k-mulaw: right | 66.7% | >= 85% | 2/3 turns; caller WER 13.3%" in out.out
+    assert "wrong_fact 1," in out.out
+    assert "And the fastest one?" in out.err
+    verdicts = [r["verdict"] for r in json.loads(out_json.read_text())["spoken"]]
+    assert verdicts == [RIGHT, WRONG_FACT, RIGHT]
