@@ -57,7 +57,8 @@ class DialogReply:
         d = await self._reply.outcome()
         return TurnOutcome(
             sentiment=d.sentiment, sentiment_score=d.sentiment_score, mood=d.mood, intent=d.intent,
-            escalate=d.escalate, reason=d.reason, summary=d.summary, hangup=d.hangup, extra=dict(d.extra),
+            escalate=d.escalate, reason=d.reason, summary=d.summary, hangup=d.hangup, action=str(d.action),
+            extra=dict(d.extra),
         )
 
 

@@ -35,6 +35,7 @@ class TurnOutcome:
     reason: str = ""
     summary: str = ""
     hangup: bool = False
+    action: str = ""  # what the brain did: answer, clarify, not_found, escalate, smalltalk...
     extra: dict[str, object] = field(default_factory=dict)
 
 

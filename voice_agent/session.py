@@ -27,6 +27,7 @@ from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, Stre
 from voice_agent import metrics
 from voice_agent.logs import call_id_var, log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome, Voice
+from voice_agent.store.files import private_file
 
 log = logging.getLogger("voice_agent.session")
 
@@ -78,6 +79,9 @@ class TurnRecord:
     interrupted: bool = False
     intent: str = ""
     filler: bool = False  # a short acknowledgement went out before the answer was ready
+    action: str = ""  # the brain's decision: answer, clarify, not_found, escalate...
+    escalate: bool = False
+    sources: list[dict[str, Any]] = field(default_factory=list)  # retrieved KB entries {id, score}, best first
 
 
 @dataclass
@@ -359,7 +363,7 @@ class CallSession:
     def _open_recording(self) -> wave.Wave_write | None:
         if self.recording_path is None:
             return None
-        self.recording_path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.recording_path)  # call audio: owner-only file in an owner-only directory
         w = wave.open(str(self.recording_path), "wb")
         w.setnchannels(2)
         w.setsampwidth(2)
@@ -616,6 +620,9 @@ class CallSession:
         turn.agent_text = "".join(parts).strip()
         self._agent_text_parts.append(turn.agent_text)
         turn.sentiment, turn.sentiment_score, turn.intent = outcome.sentiment, outcome.sentiment_score, outcome.intent
+        turn.action, turn.escalate = outcome.action, outcome.escalate
+        sources = outcome.extra.get("sources")
+        turn.sources = [dict(s) for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
         self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
                               "score": outcome.sentiment_score, "mood": outcome.mood})
         self._pending_text = ""
