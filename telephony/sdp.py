@@ -297,6 +297,11 @@ class _Parser:
             pt = _int(pt_text, "rtpmap payload type")
             pieces = enc.strip().split("/")
             if len(pieces) < 2 or not pieces[0]:
+                if m.media != "audio" or m.port == 0:
+                    # A stream we never use (video, or declined with port 0) must not sink the offer
+                    # because of one odd mapping (RFC 4475 3.1.1.8 "a=rtpmap:31 LPC" on video).
+                    m.attributes.append((key, arg))
+                    return
                 raise SdpError(f"SDP rtpmap must be 'pt name/rate[/channels]': {arg!r}")
             channels = _int(pieces[2], "rtpmap channels") if len(pieces) > 2 else 1
             m.rtpmap[pt] = (pieces[0], _int(pieces[1], "rtpmap clock rate"), channels)

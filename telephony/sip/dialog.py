@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from telephony.sip.errors import SipParseError
 from telephony.sip.headers import NameAddr
 from telephony.sip.message import Headers, Request, Response
 from telephony.sip.uri import SipUri
+
+
+def uas_targets(request: Request) -> tuple[SipUri, list[NameAddr]]:
+    """The remote target and route set an incoming INVITE sets up; SipParseError when either is not SIP.
+
+    A dialog must be able to send BYE: a Contact (or, without one, a From) or Record-Route that is
+    not a sip/sips URI makes the INVITE unusable (RFC 3261 8.1.1.8, 12.1.1).
+    """
+    contact = request.contact
+    target = contact.uri if contact is not None else request.from_.uri
+    if not target.is_sip:
+        raise SipParseError(f"Contact is not a SIP URI: {str(target)[:60]!r}")
+    routes = [NameAddr.parse(v) for v in request.headers.get_all("Record-Route")]
+    for r in routes:
+        if not r.uri.is_sip:
+            raise SipParseError(f"Record-Route is not a SIP URI: {str(r.uri)[:60]!r}")
+    return target, routes
 
 
 @dataclass
@@ -33,9 +51,7 @@ class Dialog:
     @classmethod
     def from_uas(cls, request: Request, local_tag: str, local_seq: int = 0) -> Dialog:
         """The dialog an incoming INVITE creates on our (UAS) side (12.1.1)."""
-        contact = request.contact
-        target = contact.uri if contact is not None else request.from_.uri
-        routes = [NameAddr.parse(v) for v in request.headers.get_all("Record-Route")]
+        target, routes = uas_targets(request)
         return cls(request.call_id, local_tag, request.from_.tag or "", request.to.with_tag(local_tag),
                    request.from_, target, routes, local_seq, request.cseq.seq, "uas")
 
@@ -43,17 +59,19 @@ class Dialog:
     def from_uac(cls, request: Request, response: Response) -> Dialog:
         """The dialog a 2xx (or 1xx with a tag) to our INVITE creates (12.1.2): Record-Route reversed."""
         contact = response.contact
-        target = contact.uri if contact is not None else request.uri
-        routes = [NameAddr.parse(v) for v in reversed(response.headers.get_all("Record-Route"))]
+        target = contact.uri if contact is not None and contact.uri.is_sip else request.uri
+        routes = [r for r in (NameAddr.parse(v) for v in reversed(response.headers.get_all("Record-Route")))
+                  if r.uri.is_sip]
         state = "confirmed" if 200 <= response.status < 300 else "early"
         return cls(request.call_id, request.from_.tag or "", response.to.tag or "", request.from_,
                    response.to, target, routes, request.cseq.seq, None, "uac", state)
 
     def update_from_2xx(self, response: Response) -> None:
         """An early dialog becomes confirmed; the 2xx's route set and target win (12.2.1.2)."""
-        self.route_set = [NameAddr.parse(v) for v in reversed(response.headers.get_all("Record-Route"))]
+        self.route_set = [r for r in (NameAddr.parse(v) for v in reversed(response.headers.get_all("Record-Route")))
+                          if r.uri.is_sip]
         contact = response.contact
-        if contact is not None:
+        if contact is not None and contact.uri.is_sip:
             self.remote_target = contact.uri
         self.state = "confirmed"
 
@@ -65,8 +83,9 @@ class Dialog:
         if self.remote_seq is not None and seq <= self.remote_seq:
             return False
         self.remote_seq = seq
-        if request.method in ("INVITE", "UPDATE") and request.contact is not None:
-            self.remote_target = request.contact.uri  # target refresh
+        contact = request.contact if request.method in ("INVITE", "UPDATE") else None
+        if contact is not None and contact.uri.is_sip:
+            self.remote_target = contact.uri  # target refresh
         return True
 
     def next_hop(self) -> SipUri:

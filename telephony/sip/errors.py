@@ -14,7 +14,11 @@ class SipError(TelephonyError):
 
 
 class SipParseError(SipError):
-    """A SIP message or header could not be parsed."""
+    """A SIP message or header could not be parsed; ``status`` is the answer a request gets (400, 416, 505)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TransactionTimeout(SipError):

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from telephony.sip.errors import SipParseError
 from telephony.sip.uri import SipUri, split_hostport
 
 Params = dict[str, str | None]
+
+
+TOKENS_RE = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+(?:[ \t]+[A-Za-z0-9.!%*_+`'~-]+)*$")
+VIA_RE = re.compile(r"^([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s;/]+)\s+(.*)$", re.S)
+
+
+def _closing_quote(text: str) -> int:
+    """Index of the quote that closes the quoted string starting at text[0] (-1 when unbalanced)."""
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i
+        i += 1
+    return -1
 
 
 def split_list(value: str) -> list[str]:
@@ -62,21 +80,41 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
-        """Parse a name-addr or a bare addr-spec (whose ;params then belong to the header)."""
+        """Parse a name-addr or a bare addr-spec (whose ;params then belong to the header).
+
+        Any URI scheme parses (check ``uri.is_sip`` before routing to it); an unbalanced quote,
+        whitespace inside ``<...>``, an unquoted display name that is not tokens, or URI headers
+        in a bare addr-spec are errors (RFC 4475 3.1.2.6, 3.1.2.14, 3.1.2.15, 3.1.2.13).
+        """
         text = text.strip()
-        if "<" in text:
-            lt = text.index("<")
-            gt = text.find(">", lt)
+        display = ""
+        rest = text
+        if text.startswith('"'):
+            end = _closing_quote(text)
+            if end < 0:
+                raise SipParseError(f"bad display name: {text[:80]!r}")
+            display = text[1:end].replace('\\"', '"').replace("\\\\", "\\")
+            rest = text[end + 1:].lstrip()
+            if not rest.startswith("<"):
+                raise SipParseError(f"a quoted display name needs <uri>: {text[:80]!r}")
+        if "<" in rest:
+            lt = rest.index("<")
+            gt = rest.find(">", lt)
             if gt < 0:
                 raise SipParseError(f"unterminated <uri>: {text[:80]!r}")
-            display = text[:lt].strip()
-            if display.startswith('"'):
-                if len(display) < 2 or not display.endswith('"'):
+            if not display:
+                words = rest[:lt].strip()
+                if words and not TOKENS_RE.match(words):
                     raise SipParseError(f"bad display name: {text[:80]!r}")
-                display = display[1:-1].replace('\\"', '"')
-            return cls(SipUri.parse(text[lt + 1:gt]), display, parse_params(text[gt + 1:]))
-        uri_text, _, rest = text.partition(";")
-        return cls(SipUri.parse(uri_text), "", parse_params(rest))
+                display = words
+            inner = rest[lt + 1:gt]
+            if inner != inner.strip() or not inner:
+                raise SipParseError(f"whitespace inside <uri>: {text[:80]!r}")
+            return cls(SipUri.parse(inner, any_scheme=True), display, parse_params(rest[gt + 1:]))
+        uri_text, _, params = rest.partition(";")
+        if "?" in uri_text:
+            raise SipParseError(f"URI headers need <uri>: {text[:80]!r}")
+        return cls(SipUri.parse(uri_text, any_scheme=True), "", parse_params(params))
 
     def __str__(self) -> str:
         display = f'"{self.display}" ' if self.display else ""
@@ -105,11 +143,11 @@ class Via:
     def parse(cls, text: str) -> Via:
         """Parse one Via value (not a comma list)."""
         text = text.strip()
-        proto, _, rest = text.partition(" ")
-        bits = [b.strip() for b in proto.split("/")]
-        if len(bits) != 3 or bits[0].upper() != "SIP" or not bits[2]:
+        match = VIA_RE.match(text)  # LWS may surround the slashes (RFC 4475 3.1.1.1)
+        if match is None or match.group(1).upper() != "SIP":
             raise SipParseError(f"bad Via: {text[:80]!r}")
-        sent_by, _, params = rest.strip().partition(";")
+        bits = [match.group(1), match.group(2), match.group(3)]
+        sent_by, _, params = match.group(4).strip().partition(";")
         host, port = split_hostport(sent_by)
         return cls(bits[2].upper(), host, port, parse_params(params))
 

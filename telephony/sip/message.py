@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 
 from telephony.sip.errors import SipParseError
@@ -24,8 +25,10 @@ CANONICAL = {name.lower(): name for name in (
     "Session-Expires", "Min-Expires", "Unsupported", "Warning")}
 # Headers whose values may be comma-joined lists of several entries.
 LIST_HEADERS = {"via", "route", "record-route", "contact", "allow", "supported", "require"}
-METHOD_RE = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+METHOD_RE = re.compile(r"^[A-Za-z0-9!%*_+`'~.-]+$")  # RFC 3261 token
+VERSION_RE = re.compile(r"^SIP/\d+\.\d+$")
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
+SINGLE = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type")  # at most once
 
 
 def canonical(name: str) -> str:
@@ -226,10 +229,17 @@ def _header_items(lines: list[str]) -> list[tuple[str, str]]:
 
 
 def parse(data: bytes) -> Request | Response:
-    """Parse one whole message (a UDP datagram, or a TCP frame); raises SipParseError."""
+    """Parse one whole message (a UDP datagram, or a TCP frame); raises SipParseError.
+
+    The error's ``status`` says how a request is answered: 505 for another SIP version, 416 for a
+    Request-URI that is not sip/sips, 400 for everything else.
+    """
     lines, body = _split_head(data)
     start = lines[0]
     headers = Headers(_header_items(lines))
+    for name in SINGLE:
+        if len(headers.get_all(name)) > 1:
+            raise SipParseError(f"{canonical(name)} appears more than once")
     length = headers.get("Content-Length")
     if length is not None:
         if not length.isdigit() or int(length) > MAX_MESSAGE:
@@ -248,21 +258,41 @@ def parse(data: bytes) -> Request | Response:
         msg = Response(headers, body, status, bits[2] if len(bits) > 2 else "")
     else:
         bits = start.split(" ")
-        if len(bits) != 3 or bits[2] != "SIP/2.0" or not METHOD_RE.match(bits[0]):
+        if len(bits) != 3 or not METHOD_RE.match(bits[0]) or not bits[1]:
             raise SipParseError(f"bad request line: {start[:80]!r}")
-        msg = Request(headers, body, bits[0], SipUri.parse(bits[1]))
+        if bits[2] != "SIP/2.0":
+            if VERSION_RE.match(bits[2]):
+                raise SipParseError(f"SIP version {bits[2]} is not supported", status=505)
+            raise SipParseError(f"bad request line: {start[:80]!r}")
+        try:
+            uri = SipUri.parse(bits[1])
+        except SipParseError:
+            try:
+                other = SipUri.parse(bits[1], any_scheme=True)
+            except SipParseError:
+                raise SipParseError(f"bad Request-URI: {bits[1][:80]!r}") from None
+            raise SipParseError(f"unsupported URI scheme {other.scheme}", status=416) from None
+        if uri.headers:
+            raise SipParseError("a Request-URI must not carry headers")  # RFC 4475 3.1.2.11
+        msg = Request(headers, body, bits[0], uri)
     for name in MANDATORY:
         if headers.get(name) is None:
             raise SipParseError(f"missing mandatory header {canonical(name)}")
     # Structured headers are checked now so the rest of the stack can trust them.
     cseq, _, _, _ = msg.cseq, msg.from_, msg.to, msg.vias
-    if isinstance(msg, Request) and cseq.method != msg.method and msg.method != "ACK":
+    for value in headers.get_all("Contact"):
+        if value.strip() != "*":
+            NameAddr.parse(value)
+    if isinstance(msg, Request) and cseq.method != msg.method.upper() and msg.method != "ACK":
         raise SipParseError("CSeq method does not match the request method")
     return msg
 
 
-def error_response(data: bytes, reason: str) -> Response | None:
-    """A 400 for a malformed request when enough of it survives to route the answer."""
+def error_response(data: bytes, reason: str, status: int = 400) -> Response | None:
+    """An error answer (400, 416, 505) to a malformed request when a usable Via survives to route it.
+
+    From, To, Call-ID and CSeq are copied when present (RFC 3261 8.2.6.2); the To gets our tag.
+    """
     try:
         lines, _ = _split_head(data[:MAX_MESSAGE])
         bits = lines[0].split(" ")
@@ -283,13 +313,39 @@ def error_response(data: bytes, reason: str) -> Response | None:
             out.add("Via", v)
         for name in ("From", "To", "Call-ID", "CSeq"):
             found = headers.get(name)
-            if found is None:
-                return None
-            out.add(name, found)
+            if found is not None:
+                out.add(name, _tagged(found) if name == "To" else found)
         clean = re.sub(r"[^\x20-\x7e]", "?", reason)[:120]
-        return Response(out, b"", 400, f"Bad Request ({clean})" if clean else "Bad Request")
+        base = REASONS.get(status, "Bad Request")
+        return Response(out, b"", status, f"{base} ({clean})" if clean else base)
     except (SipParseError, ValueError, IndexError):
         return None
+
+
+def _tagged(to: str, tag: str | None = None) -> str:
+    """A To header value with a tag added when it has none (textually, so any To can be answered)."""
+    if re.search(r";\s*tag\s*=", to, re.I):
+        return to
+    return f"{to};tag={tag or secrets.token_hex(6)}"
+
+
+LENGTH_RE = re.compile(r"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$", re.I)
+
+
+def stream_length(head: str) -> int:
+    """The Content-Length of a message head on a stream (any position, compact ``l:``, exactly once)."""
+    found: list[str] = []
+    for line in re.split(r"\r?\n", head)[1:]:
+        match = LENGTH_RE.match(line)
+        if match is not None:
+            found.append(match.group(1))
+    if not found:
+        raise SipParseError("a message on a stream transport needs Content-Length")
+    if len(found) > 1:
+        raise SipParseError("Content-Length appears more than once")
+    if not found[0].isdigit():
+        raise SipParseError(f"bad Content-Length: {found[0][:20]!r}")
+    return int(found[0])
 
 
 class StreamFramer:
@@ -297,6 +353,13 @@ class StreamFramer:
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+
+    @property
+    def waiting_for(self) -> str:
+        """What a partly received message still lacks: "" (nothing pending), "headers" or "body"."""
+        if not self.buffer.strip(b"\r\n"):
+            return ""
+        return "body" if b"\r\n\r\n" in self.buffer else "headers"
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes; returns every complete message. Raises SipParseError on a broken stream."""
@@ -311,10 +374,8 @@ class StreamFramer:
                     raise SipParseError("headers exceed the message size limit")
                 return out
             head = bytes(self.buffer[:end]).decode("utf-8", "replace")
-            match = re.search(r"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", head)
-            if match is None:
-                raise SipParseError("a message on a stream transport needs Content-Length")
-            total = end + 4 + int(match.group(1))
+            length = stream_length(head)
+            total = end + 4 + length
             if total > MAX_MESSAGE:
                 raise SipParseError(f"message of {total} bytes exceeds {MAX_MESSAGE}")
             if len(self.buffer) < total:
@@ -326,10 +387,11 @@ class StreamFramer:
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
            400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 407: "Proxy Authentication Required", 408: "Request Timeout",
-           415: "Unsupported Media Type", 420: "Bad Extension", 481: "Call/Transaction Does Not Exist",
+           406: "Not Acceptable", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
+           420: "Bad Extension", 422: "Session Interval Too Small", 481: "Call/Transaction Does Not Exist",
            482: "Loop Detected", 483: "Too Many Hops", 486: "Busy Here", 487: "Request Terminated",
            488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
-           501: "Not Implemented", 503: "Service Unavailable", 603: "Decline"}
+           501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported", 603: "Decline"}
 
 
 def make_response(request: Request, status: int, reason: str | None = None, to_tag: str | None = None,
@@ -340,8 +402,9 @@ def make_response(request: Request, status: int, reason: str | None = None, to_t
         h.add("Via", v)
     h.add("From", request.headers.get("From") or "")
     to = request.headers.get("To") or ""
-    if to_tag and status > 100 and request.to.tag is None:
-        to = str(request.to.with_tag(to_tag))
+    if status > 100 and (to_tag or status >= 300) and request.to.tag is None:
+        # Every final error carries a To tag (RFC 3261 8.2.6.2), even when the caller gave none.
+        to = str(request.to.with_tag(to_tag or secrets.token_hex(6)))
     h.add("To", to)
     h.add("Call-ID", request.call_id)
     h.add("CSeq", request.headers.get("CSeq") or "")

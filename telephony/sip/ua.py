@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from telephony.sdp import NoCommonCodec, SessionDescription, answer, negotiated_from_answer, offer
-from telephony.sip.dialog import Dialog
+from telephony.sip.dialog import Dialog, uas_targets
 from telephony.sip.digest import Challenge, DigestClient, DigestServer
 from telephony.sip.errors import CallFailed, SipError, SipParseError, TransactionTimeout
 from telephony.sip.headers import NameAddr
@@ -434,7 +434,7 @@ class UserAgent:
     def _on_bad(self, data: bytes, exc: SipParseError, transport: Transport, addr: Addr) -> None:
         self.stats["bad_requests"] += 1
         log.info("sip_bad_message", extra={"fields": {"peer": f"{addr[0]}:{addr[1]}", "error": str(exc)}})
-        resp = error_response(data, str(exc))
+        resp = error_response(data, str(exc), exc.status)
         if resp is None:
             return
         try:
@@ -473,14 +473,16 @@ class UserAgent:
         if request.method == "ACK":
             self._on_ack(request)
             return
-        mf = request.headers.get("Max-Forwards")
-        if mf is not None and mf.strip() == "0" and request.method != "OPTIONS":
-            stx = self.layer.server(request, transport, addr)
-            stx.respond(self._response_headers(make_response(request, 483), transport))
-            return
+        # Max-Forwards: 0 is a proxy's concern; an endpoint processes the request (RFC 4475 3.3.13).
         stx = self.layer.server(request, transport, addr)
         if request.method == "CANCEL":
             self._on_cancel(request, stx)
+            return
+        unsupported = _unsupported(request)
+        if unsupported and request.method != "INVITE":  # the INVITE path answers 420 after its 100
+            resp = make_response(request, 420)
+            resp.headers.add("Unsupported", ", ".join(unsupported))
+            stx.respond(self._response_headers(resp, transport))
             return
         to_tag = request.to.tag
         if to_tag:
@@ -568,10 +570,17 @@ class UserAgent:
             assert challenge is not None
             reject(401, WWW_Authenticate=str(challenge))
             return
-        unsupported = [o for v in request.headers.get_all("Require") for o in [v.strip().lower()]
-                       if o and o not in SUPPORTED]
+        unsupported = _unsupported(request)
         if unsupported:
             reject(420, Unsupported=", ".join(unsupported))
+            return
+        try:
+            uas_targets(request)  # a Contact or Record-Route we could never send BYE to
+        except SipParseError as exc:
+            reject(400, f"Bad Request ({_clean(str(exc))})")
+            return
+        if not _accepts_sdp(request):
+            reject(406, Accept="application/sdp")
             return
         if cid in self.calls or cid in self._reserved:
             reject(482)  # a second INVITE for a call we already have, on another branch
@@ -583,6 +592,14 @@ class UserAgent:
         self._reserved.add(cid)
         try:
             await self._answer_invite(request, tx, transport, addr, reject)
+        except Exception as exc:
+            # Whatever fails after the media leg opened: the leg is closed, the caller gets a final answer.
+            log.warning("sip_invite_failed", extra={"fields": {"sip_call_id": cid, "error": _clean(str(exc))}})
+            call = self.calls.get(cid)
+            if call is not None and call._invite_tx is tx:
+                await self._end_call(call, "error")
+            if not tx.answered:
+                reject(getattr(exc, "status", 500) if isinstance(exc, SipParseError) else 500)
         finally:
             self._reserved.discard(cid)
 
@@ -620,12 +637,12 @@ class UserAgent:
             return
         call = Call(self, "inbound", media_leg, transport)
         call.call_id = cid
+        call._invite_tx = tx
+        self.calls[cid] = call  # from here on a failure ends the call, which closes the leg
         call.remote_party = str(request.from_.uri)
         call.remote_sdp, call.local_sdp, call.negotiated = remote_sdp, local_sdp, negotiated
-        call._invite_tx = tx
         tag = new_tag()
         call.dialog = Dialog.from_uas(request, tag)
-        self.calls[cid] = call
         log.info("sip_call_ringing", extra={"fields": {"sip_call_id": cid, "from": call.remote_party,
                                                         "peer": f"{addr[0]}:{addr[1]}"}})
         tx.respond(self._response_headers(make_response(request, 180, to_tag=tag), transport, contact=True))
@@ -689,7 +706,8 @@ class UserAgent:
     def _in_dialog(self, request: Request, stx: ServerTransaction, transport: Transport) -> None:
         call = self.calls.get(request.call_id)
         d = call.dialog if call is not None else None
-        if call is None or d is None or request.to.tag != d.local_tag or request.from_.tag != d.remote_tag:
+        # A caller that sent no From tag (RFC 2543) has the empty remote tag, not None (RFC 3261 12.2.2).
+        if call is None or d is None or request.to.tag != d.local_tag or (request.from_.tag or "") != d.remote_tag:
             stx.respond(self._response_headers(make_response(request, 481), transport))
             return
         if not d.accept_remote(request):
@@ -915,6 +933,21 @@ def _dtmf_from_info(body: str, ctype: str) -> str | None:
             return None
     match = re.search(r"(?im)^\s*(?:signal\s*=\s*)?([0-9*#A-Da-d])\s*$", body)
     return match.group(1).upper() if match else None
+
+
+def _unsupported(request: Request) -> list[str]:
+    """The option tags of Require that we do not support (RFC 3261 8.2.2.3)."""
+    return [o for v in request.headers.get_all("Require") for o in [v.strip()]
+            if o and o.lower() not in SUPPORTED]
+
+
+def _accepts_sdp(request: Request) -> bool:
+    """Whether the caller's Accept (when it sent one) lets us answer with SDP (RFC 4475 3.3.15)."""
+    values = request.headers.get_all("Accept")
+    if not values or all(not v.strip() for v in values):
+        return True
+    kinds = {v.split(";")[0].strip().lower() for v in ",".join(values).split(",")}
+    return bool(kinds & {"application/sdp", "application/*", "*/*"})
 
 
 def _is_ip(host: str) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from telephony.sip.errors import SipParseError
+
+SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")  # RFC 3986 scheme
 
 
 @dataclass
@@ -17,19 +20,28 @@ class SipUri:
     scheme: str = "sip"
     params: dict[str, str | None] = field(default_factory=dict)
     headers: str = ""  # kept verbatim: we never act on URI headers
+    opaque: str = ""  # everything after the colon of a non-SIP URI (tel:, http:, ...), which we never route to
 
     @classmethod
-    def parse(cls, text: str) -> SipUri:
-        """Parse a URI; raises SipParseError when it is not a sip/sips URI."""
+    def parse(cls, text: str, any_scheme: bool = False) -> SipUri:
+        """Parse a URI; raises SipParseError when it is not a sip/sips URI.
+
+        With ``any_scheme`` a syntactically valid URI of another scheme (From/To/Contact may carry
+        them, RFC 4475 3.3.4) parses too: only its scheme and opaque rest are kept.
+        """
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         if not sep or scheme.lower() not in ("sip", "sips"):
+            if any_scheme and sep and SCHEME_RE.match(scheme) and rest and not any(c in rest for c in " \t<>\""):
+                return cls(host="", scheme=scheme.lower(), opaque=rest)
             raise SipParseError(f"not a SIP URI: {text[:80]!r}")
-        rest, _, headers = rest.partition("?")
         user: str | None = None
+        # The user part may hold ';' and '?' (RFC 4475 3.1.1.2 and 3.1.1.9); '@' never appears unescaped
+        # after it, so the last '@' ends the userinfo.
         if "@" in rest:
             user, _, rest = rest.rpartition("@")
             user = user.split(":", 1)[0]  # a password in the URI is deprecated: dropped
+        rest, _, headers = rest.partition("?")
         hostport, *raw_params = rest.split(";")
         host, port = split_hostport(hostport)
         params: dict[str, str | None] = {}
@@ -40,7 +52,14 @@ class SipUri:
             params[k.lower()] = v if eq else None
         return cls(host=host, user=user or None, port=port, scheme=scheme.lower(), params=params, headers=headers)
 
+    @property
+    def is_sip(self) -> bool:
+        """Whether this is a sip: or sips: URI (something we can send requests to)."""
+        return self.scheme in ("sip", "sips") and not self.opaque
+
     def __str__(self) -> str:
+        if self.opaque:
+            return f"{self.scheme}:{self.opaque}"
         out = f"{self.scheme}:"
         if self.user:
             out += f"{self.user}@"
@@ -66,11 +85,11 @@ class SipUri:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SipUri):
             return NotImplemented
-        return (self.scheme, self.user, self.host.lower(), self.port) == (
-            other.scheme, other.user, other.host.lower(), other.port)
+        return (self.scheme, self.user, self.host.lower(), self.port, self.opaque) == (
+            other.scheme, other.user, other.host.lower(), other.port, other.opaque)
 
     def __hash__(self) -> int:
-        return hash((self.scheme, self.user, self.host.lower(), self.port))
+        return hash((self.scheme, self.user, self.host.lower(), self.port, self.opaque))
 
 
 def split_hostport(text: str) -> tuple[str, int | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from bench.machine import free_port  # one copy, shared with the benchmarks
+from telephony.sip.message import Response, parse
 from telephony.sip.transaction import Timers
 from telephony.sip.ua import Call, TrunkPolicy, UserAgent
 
@@ -160,3 +162,52 @@ async def sipp_server(scenario: str, *args: str, calls: int = 1, timeout: float 
                                                 stderr=asyncio.subprocess.STDOUT, cwd=workdir)
     await asyncio.sleep(0.3)  # sipp binds before it prints anything
     return proc, port
+
+
+def open_fds() -> int:
+    """How many file descriptors this process (the server under test) holds."""
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def fds_back_to(target: int, timeout: float = 3.0) -> int:
+    """Wait until the process holds at most ``target`` descriptors (closed sockets go on the next loop turn)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while open_fds() > target and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    return open_fds()
+
+
+def raw_request(method: str, port: int, call_id: str, *, uri: str = "sip:agent@127.0.0.1", cseq: int = 1,
+                from_tag: str | None = "1", to_tag: str | None = None, extra: str = "", body: str = "",
+                branch: str | None = None, via: str | None = None) -> bytes:
+    """A hand-written request from a raw socket on ``port`` (fields left out on purpose stay out)."""
+    via = via or f"SIP/2.0/UDP 127.0.0.1:{port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport"
+    from_tag_param = f";tag={from_tag}" if from_tag is not None else ""
+    to_tag_param = f";tag={to_tag}" if to_tag is not None else ""
+    ctype = "Content-Type: application/sdp\r\n" if body else ""
+    return (f"{method} {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n"
+            f"From: <sip:caller@127.0.0.1:{port}>{from_tag_param}\r\nTo: <sip:agent@127.0.0.1>{to_tag_param}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}{ctype}"
+            f"Content-Length: {len(body.encode())}\r\n\r\n{body}").encode()
+
+
+SDP_OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+             "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+async def final_response(sock: socket.socket, call_id: str, method: str = "", timeout: float = 3.0) -> Response:
+    """Read datagrams until the final response for call_id (and CSeq method, if given) arrives."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65535), max(0.01, deadline - loop.time()))
+        try:
+            msg = parse(data)
+        except Exception:
+            continue
+        if (isinstance(msg, Response) and msg.status >= 200 and msg.call_id == call_id
+                and (not method or msg.cseq.method == method)):
+            return msg

@@ -1,4 +1,4 @@
-"""Malformed datagrams thrown at a running user agent: 400 when answerable, no crash, no dialog left."""
+"""Malformed datagrams thrown at a running user agent: 400 (416, 505) when answerable, no crash, no dialog left."""
 
 from __future__ import annotations
 
@@ -151,23 +151,26 @@ def test_mutated_invites(running: Running, client: socket.socket, ops: list[tupl
     body = SDP if with_body else ""
     data = mutate(TEMPLATE.format(port=port, n=n, length=len(body), body=body).encode(), ops)
     client.sendto(data, ("127.0.0.1", running.ua.port))
+    status = 0
     try:
         parse(data)
-        malformed = False
-    except SipParseError:
-        malformed = True
-    answer = error_response(data, "x") if malformed else None
+    except SipParseError as exc:
+        status = exc.status  # 400, or 416/505 for a mangled Request-URI scheme or version
+    answer = error_response(data, "x", status) if status else None
     expect_400 = False
     if answer is not None:
         try:
             expect_400 = answer.via.response_address(("127.0.0.1", port)) == ("127.0.0.1", port)
         except (SipParseError, ValueError):
             expect_400 = False
-    marker = f"Call-ID: {answer.call_id}\r\n".encode() if answer is not None else b""
-    got = (_drain(client, 3.0, lambda g: g.startswith(b"SIP/2.0 400 ") and marker in g) if expect_400
+    marker = b""
+    if answer is not None:  # a 400 copies the Call-ID when there is one; the top Via's branch otherwise
+        marker = (f"Call-ID: {answer.call_id}\r\n" if answer.call_id else answer.headers.get_all("Via")[0]).encode()
+    first = f"SIP/2.0 {status} ".encode()
+    got = (_drain(client, 3.0, lambda g: g.startswith(first) and marker in g) if expect_400
            else _drain(client, 0.02))
     if expect_400:
-        assert any(g.startswith(b"SIP/2.0 400 ") and marker in g for g in got), (data, got)
+        assert any(g.startswith(first) and marker in g for g in got), (data, got)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

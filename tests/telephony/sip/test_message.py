@@ -70,16 +70,21 @@ def test_compact_forms_folding_and_multiple_vias() -> None:
 
 @pytest.mark.parametrize("mutate, why", [
     (lambda b: b.replace(b"CSeq: 314159 INVITE\r\n", b""), "missing mandatory header CSeq"),
-    (lambda b: b.replace(b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia"), "bad request line"),
+    (lambda b: b.replace(b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia"), "version SIP/3.0 is not supported"),
+    (lambda b: b.replace(b"SIP/2.0\r\nVia", b"SIP/two\r\nVia"), "bad request line"),
     (lambda b: b.replace(b"Content-Length: 4", b"Content-Length: 400"), "body shorter"),
     (lambda b: b.replace(b"CSeq: 314159 INVITE", b"CSeq: x INVITE"), "bad CSeq"),
     (lambda b: b.replace(b"CSeq: 314159 INVITE", b"CSeq: 1 BYE"), "CSeq method does not match"),
     (lambda b: b.replace(b"\r\n\r\n", b"\r\n"), "no blank line"),
-    (lambda b: b.replace(b"sip:bob@biloxi", b"http://bob@biloxi", 1), "not a SIP URI"),
+    (lambda b: b.replace(b"sip:bob@biloxi", b"http://bob@biloxi", 1), "unsupported URI scheme http"),
+    (lambda b: b.replace(b"sip:bob@biloxi", b"<sip:bob@biloxi>", 1), "bad Request-URI"),
+    (lambda b: b.replace(b"Content-Length: 4", b"Content-Length: 4\r\nl: 4"), "Content-Length appears more"),
 ])
 def test_malformed_messages_are_rejected_with_a_reason(mutate, why: str) -> None:
-    with pytest.raises(SipParseError, match=why):
+    with pytest.raises(SipParseError, match=why) as info:
         parse(mutate(INVITE))
+    # The answer a request gets: 505 for another version, 416 for a non-SIP scheme, else 400.
+    assert info.value.status == (505 if "version" in why else 416 if "scheme" in why else 400)
 
 
 def test_limits() -> None:
