@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voice_agent.store import CallStore, StoreError
+from voice_agent.store import CallStore, StoreError, private_file
 
 ROLES = ("viewer", "agent", "admin")
 _LEVEL = {name: i for i, name in enumerate(ROLES)}
@@ -110,8 +110,9 @@ def check_password_strength(password: str) -> None:
 class Users:
     """Users, tokens and the audit log; the SQL is the store's (``voice_agent.store.accounts``)."""
 
-    def __init__(self, store: CallStore) -> None:
+    def __init__(self, store: CallStore, token_days: float = 90.0) -> None:
         self.store = store
+        self.token_days = token_days  # how long a new API token works (http.token_days)
 
     def add(self, name: str, role: str, password: str) -> User:
         """Create a user; refuses a duplicate name, an unknown role or a weak password."""
@@ -135,9 +136,24 @@ class Users:
         return self.store.user_rows()
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password."""
+        """Replace a user's password: their console sessions end and their API tokens are revoked."""
         check_password_strength(password)
         if not self.store.set_password_hash(name, hash_password(password)):
+            raise AuthError(f"no user {name!r}")
+
+    def disable(self, name: str) -> None:
+        """Stop a user signing in: their sessions end and their API tokens are revoked."""
+        if not self.store.set_user_disabled(name, True):
+            raise AuthError(f"no user {name!r}")
+
+    def enable(self, name: str) -> None:
+        """Let a disabled user sign in again (with new sessions and tokens)."""
+        if not self.store.set_user_disabled(name, False):
+            raise AuthError(f"no user {name!r}")
+
+    def delete(self, name: str) -> None:
+        """Delete a user and their tokens; the audit log keeps their name."""
+        if not self.store.delete_user(name):
             raise AuthError(f"no user {name!r}")
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -148,16 +164,20 @@ class Users:
             return None
         return User(row["name"], row["role"]) if verify_password(password, row["password_hash"]) else None
 
-    def issue_token(self, name: str, label: str = "") -> str:
-        """A new API token for the user; only its hash is kept, so this is the one time it is shown."""
+    def issue_token(self, name: str, label: str = "", days: float | None = None) -> str:
+        """A new API token for the user, working ``days`` (default ``token_days``); only its hash is kept,
+        so this is the one time it is shown."""
+        days = self.token_days if days is None else days
+        if not days > 0:
+            raise AuthError(f"a token must work for a positive number of days, not {days}")
         if self.get(name) is None:
             raise AuthError(f"no user {name!r}: add it first with `voice-agent users add {name}`")
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self.store.insert_token(name, _token_hash(raw), label)
+        self.store.insert_token(name, _token_hash(raw), label, time.time() + days * 86400)
         return raw
 
     def token_user(self, raw: str) -> User | None:
-        """The user an API token belongs to, or None when unknown or revoked."""
+        """The user an API token belongs to, or None when unknown, revoked, expired or the user is disabled."""
         if not raw.startswith(TOKEN_PREFIX):
             return None
         owner = self.store.token_owner(_token_hash(raw))
@@ -181,25 +201,29 @@ def _token_hash(raw: str) -> str:
 
 
 class SessionSigner:
-    """Stateless console sessions: an HMAC-signed cookie and a CSRF token derived from it."""
+    """Console sessions: an HMAC-signed cookie and a CSRF token derived from it.
 
-    def __init__(self, secret: bytes, max_age_s: float = 12 * 3600) -> None:
+    With a store, sign-outs are kept there (they survive a restart and reach every worker) and a
+    session ends when its user changes password or is disabled; without one, sign-outs are per process.
+    """
+
+    def __init__(self, secret: bytes, max_age_s: float = 12 * 3600, store: CallStore | None = None) -> None:
         self.secret = secret
         self.max_age_s = max_age_s
-        # Signed-out sessions until they would have expired anyway (per process; see README).
-        self._revoked: dict[str, float] = {}
+        self.store = store
+        self._revoked: dict[str, float] = {}  # without a store: signed-out sessions until they expire
 
     def _mac(self, text: str) -> str:
         return _b64(hmac.new(self.secret, text.encode(), hashlib.sha256).digest())
 
     def issue(self, user: User) -> str:
         """A cookie value for the signed-in user."""
-        body = _b64(json.dumps({"u": user.name, "r": user.role, "exp": int(time.time() + self.max_age_s),
+        now = time.time()
+        body = _b64(json.dumps({"u": user.name, "r": user.role, "exp": int(now + self.max_age_s), "iat": now,
                                 "n": secrets.token_hex(8)}).encode())
         return f"{body}.{self._mac(body)}"
 
-    def read(self, cookie: str) -> User | None:
-        """The user of a valid, unexpired cookie."""
+    def _claims(self, cookie: str) -> dict[str, Any] | None:
         body, _, mac = cookie.partition(".")
         if not body or not hmac.compare_digest(mac, self._mac(body)):
             return None
@@ -207,22 +231,33 @@ class SessionSigner:
             data = json.loads(_unb64(body))
         except ValueError:
             return None
-        if not isinstance(data, dict) or data.get("exp", 0) < time.time() or data.get("n") in self._revoked:
+        if not isinstance(data, dict) or not isinstance(data.get("exp"), int | float):
             return None
-        return User(str(data["u"]), str(data["r"]))
+        return data
+
+    def read(self, cookie: str) -> User | None:
+        """The user of a valid, unexpired, not signed-out cookie (blocking with a store: run it off the loop)."""
+        data = self._claims(cookie)
+        if data is None or data["exp"] < time.time() or data.get("n") in self._revoked:
+            return None
+        user = User(str(data.get("u")), str(data.get("r")))
+        if self.store is not None:
+            issued = float(data.get("iat", data["exp"] - self.max_age_s))
+            if not self.store.session_valid(str(data.get("n")), user.name, issued):
+                return None
+        return user
 
     def revoke(self, cookie: str) -> None:
-        """Sign a session out: its cookie stops working even if it was copied."""
-        body, _, mac = cookie.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
+        """Sign a session out: its cookie stops working even if it was copied (blocking with a store)."""
+        data = self._claims(cookie)
+        if data is None:
             return
-        try:
-            data = json.loads(_unb64(body))
-        except ValueError:
+        if self.store is not None:
+            self.store.revoke_session(str(data.get("n")), str(data.get("u")), float(data["exp"]))
             return
         now = time.time()
         self._revoked = {n: exp for n, exp in self._revoked.items() if exp > now}
-        self._revoked[str(data.get("n"))] = float(data.get("exp", now))
+        self._revoked[str(data.get("n"))] = float(data["exp"])
 
     def csrf(self, cookie: str) -> str:
         """The CSRF token that goes with a session cookie (sent back in a header)."""
@@ -243,8 +278,7 @@ def load_secret(configured: str, data_dir: Path) -> bytes:
     except (OSError, ValueError):
         pass
     secret = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
+    private_file(path)
     path.write_text(secret.hex())
     return secret
 

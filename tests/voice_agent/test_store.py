@@ -192,3 +192,26 @@ def test_store_url_from_environment_and_default() -> None:
     assert load_config(env={"VOICE_AGENT_STORE__URL": "sqlite:///x.db"}).store_url == "sqlite:///x.db"
     default = load_config(env={"VOICE_AGENT_HOME": "/data"})
     assert default.store_url == "sqlite:////data/calls.db" and default.store.busy_timeout_s == 5.0
+
+
+def test_delete_call_removes_every_copy_but_not_the_users_own_file(store_url: str, tmp_path: Path) -> None:
+    store = CallStore(store_url)
+    recording = tmp_path / "recordings" / "live.wav"
+    recording.parent.mkdir()
+    recording.write_bytes(b"RIFF")
+    live = store.add_call("phone", "sip:a@b", meta={"recording": str(recording)})
+    upload = tmp_path / "uploads" / "u1.wav"
+    upload.parent.mkdir()
+    upload.write_bytes(b"RIFF")
+    job = store.add_job("call.wav", str(upload), "ann")
+    transcribed = store.add_call("transcription", str(upload), meta={"recording": str(upload), "job": job})
+    store.update_job(job, status="done", call_id=transcribed, result={"text": "card 4111"})
+    own = tmp_path / "mine.wav"
+    own.write_bytes(b"RIFF")
+    cli_call = store.add_call("transcription", str(own), meta={"recording": str(own)})
+
+    assert store.delete_call(live) and not recording.exists()
+    assert store.delete_call(transcribed) and not upload.exists()
+    assert store.job(job) is None and store.job_result(job) is None
+    assert store.delete_call(cli_call) and own.exists()  # the user's own file is not a copy
+    assert store.list_calls() == []

@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("call_id", metavar="ID", help="call id (a unique prefix is enough)")
     sp.add_argument("--format", default="txt", choices=FORMATS)
     sp.set_defaults(func=show_call)
+    dp = calls_sub.add_parser("delete", help="delete a call and every copy: transcript, turns, events, recording, "
+                                             "uploaded audio, job results")
+    dp.add_argument("call_id", metavar="ID", help="call id (a unique prefix is enough)")
+    dp.set_defaults(func=delete_call)
 
 
 def list_calls(args: argparse.Namespace, config: Config) -> int:
@@ -65,4 +69,16 @@ def show_call(args: argparse.Namespace, config: Config) -> int:
         "segments": segments,
     }
     sys.stdout.write(render(data, args.format))
+    return 0
+
+
+def delete_call(args: argparse.Namespace, config: Config) -> int:
+    """Delete one call with all its copies."""
+    store = CallStore.from_config(config)
+    try:
+        call = store.get_call(args.call_id)
+        store.delete_call(call.id)
+    finally:
+        store.close()
+    print(f"call {call.id} deleted")
     return 0

@@ -18,8 +18,10 @@ class AccountTables(Database):
         with self.transaction() as db:
             if db.row("SELECT 1 FROM users WHERE name = ?", (name,)):
                 return False
-            db.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                       (name, role, password_hash, time.time()))
+            now = time.time()
+            # sessions_after: a cookie from a deleted user of the same name must not sign this one in.
+            db.execute("INSERT INTO users (name, role, password_hash, created_at, sessions_after)"
+                       " VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, now, now))
         return True
 
     def user_row(self, name: str, *, enabled: bool = True) -> dict[str, Any] | None:
@@ -42,27 +44,78 @@ class AccountTables(Database):
                 for r in rows]
 
     def set_password_hash(self, name: str, password_hash: str) -> bool:
-        """Replace a user's password hash; False when there is no such user."""
+        """Replace a user's password hash, ending their sessions and revoking their tokens; False when absent."""
         with self.transaction() as db:
-            return db.count("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)) > 0
+            if not db.count("UPDATE users SET password_hash = ?, sessions_after = ? WHERE name = ?",
+                            (password_hash, time.time(), name)):
+                return False
+            db.execute("UPDATE api_tokens SET revoked = 1 WHERE user_name = ? AND revoked = 0", (name,))
+        return True
 
-    def insert_token(self, name: str, token_hash: str, label: str) -> str:
+    def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        """Disable (sessions end, tokens revoked) or enable a user; False when absent."""
+        with self.transaction() as db:
+            if not disabled:
+                return db.count("UPDATE users SET disabled = 0 WHERE name = ?", (name,)) > 0
+            if not db.count("UPDATE users SET disabled = 1, sessions_after = ? WHERE name = ?", (time.time(), name)):
+                return False
+            db.execute("UPDATE api_tokens SET revoked = 1 WHERE user_name = ? AND revoked = 0", (name,))
+        return True
+
+    def delete_user(self, name: str) -> bool:
+        """Delete a user and their tokens (audit rows keep the name); False when absent."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM api_tokens WHERE user_name = ?", (name,))
+            db.execute("DELETE FROM revoked_sessions WHERE user_name = ?", (name,))
+            return db.count("DELETE FROM users WHERE name = ?", (name,)) > 0
+
+    def insert_token(self, name: str, token_hash: str, label: str, expires_at: float | None = None) -> str:
         """Store an API token's hash for a user; returns the token's id."""
         token_id = uuid.uuid4().hex[:12]
         with self.transaction() as db:
-            db.execute("INSERT INTO api_tokens (id, user_name, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (token_id, name, token_hash, label, time.time()))
+            db.execute("INSERT INTO api_tokens (id, user_name, token_hash, label, created_at, expires_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (token_id, name, token_hash, label, time.time(), expires_at))
         return token_id
 
     def token_owner(self, token_hash: str) -> tuple[str, str] | None:
-        """(name, role) of a live token's enabled owner, marking the token used; None otherwise."""
+        """(name, role) of a live, unexpired token's enabled owner, marking the token used; None otherwise."""
+        now = time.time()
         with self.transaction() as db:
             row = db.row("SELECT u.name, u.role, t.id FROM api_tokens t JOIN users u ON u.name = t.user_name"
-                         " WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0", (token_hash,))
+                         " WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0"
+                         " AND (t.expires_at IS NULL OR t.expires_at > ?)", (token_hash, now))
             if row is None:
                 return None
-            db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (time.time(), row[2]))
+            db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row[2]))
         return str(row[0]), str(row[1])
+
+    def token_rows(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Tokens (never their hashes): id, user, label, created, expires, last used, revoked."""
+        sql = "SELECT id, user_name, label, created_at, expires_at, last_used_at, revoked FROM api_tokens"
+        args: list[Any] = []
+        if name:
+            sql += " WHERE user_name = ?"
+            args.append(name)
+        with self.read() as db:
+            rows = db.rows(sql + " ORDER BY created_at", args)
+        return [{"id": r["id"], "user": r["user_name"], "label": r["label"], "created_at": r["created_at"],
+                 "expires_at": r["expires_at"], "last_used_at": r["last_used_at"], "revoked": bool(r["revoked"])}
+                for r in rows]
+
+    def revoke_session(self, nonce: str, name: str, expires_at: float) -> None:
+        """Remember a signed-out session until it would have expired anyway (forgetting the expired ones)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (time.time(),))
+            db.execute("INSERT INTO revoked_sessions (nonce, user_name, expires_at) VALUES (?, ?, ?)"
+                       " ON CONFLICT (nonce) DO NOTHING", (nonce, name, expires_at))
+
+    def session_valid(self, nonce: str, name: str, issued_at: float) -> bool:
+        """Whether a signed session still stands: not signed out, user enabled, issued after the last
+        password change or disabling."""
+        with self.read() as db:
+            row = db.row("SELECT u.sessions_after, (SELECT COUNT(*) FROM revoked_sessions r WHERE r.nonce = ?)"
+                         " FROM users u WHERE u.name = ? AND u.disabled = 0", (nonce, name))
+        return row is not None and int(row[1]) == 0 and float(row[0]) <= issued_at
 
     def revoke_user_tokens(self, name: str) -> int:
         """Revoke every live token of a user; how many."""

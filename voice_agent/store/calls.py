@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from voice_agent.store.database import Database, Tx
 from voice_agent.store.errors import StoreError
+
+log = logging.getLogger("voice_agent.store")
 
 _CALL_COLUMNS = "id, kind, source, started_at, ended_at, duration, outcome, language, model, text, meta"
 _SEGMENT_FIELDS = {"start", "end", "speaker", "channel", "text", "avg_logprob", "no_speech_prob", "words"}
@@ -260,8 +264,28 @@ class CallTables(Database):
         return out, total
 
     def delete_call(self, call_id: str) -> bool:
-        """Delete a call with its segments, turns and events; False when absent."""
+        """Delete a call and every copy of it: segments, turns, events, its transcription jobs (with their
+        transcripts and uploaded audio) and the recording a live call made; False when absent.
+
+        A transcribed file the user named on the command line is theirs, not a copy, and stays.
+        """
         with self.transaction() as db:
+            row = db.row("SELECT kind, meta FROM calls WHERE id = ?", (call_id,))
+            if row is None:
+                return False
+            uploads = [str(r["path"]) for r in db.rows("SELECT path FROM transcription_jobs WHERE call_id = ?",
+                                                       (call_id,))]
             for table in ("segments", "turns", "events"):
                 db.execute(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))
-            return db.count("DELETE FROM calls WHERE id = ?", (call_id,)) > 0
+            db.execute("DELETE FROM transcription_jobs WHERE call_id = ?", (call_id,))
+            db.execute("DELETE FROM calls WHERE id = ?", (call_id,))
+        files = list(uploads)
+        recording = json.loads(row["meta"] or "{}").get("recording")
+        if recording and (row["kind"] != "transcription" or str(recording) in uploads):
+            files.append(str(recording))
+        for path in files:
+            try:
+                Path(path).unlink(missing_ok=True)
+            except OSError as exc:  # the rows are gone; say which file is left
+                log.warning("call %s deleted but %s could not be removed: %s", call_id, path, exc)
+        return True

@@ -114,4 +114,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "sign-out kept across restarts, sessions ended by password changes, token expiry, live calls",
+        """
+        CREATE TABLE revoked_sessions (
+            nonce TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX revoked_sessions_expires_at ON revoked_sessions (expires_at);
+        ALTER TABLE users ADD COLUMN sessions_after REAL NOT NULL DEFAULT 0;
+        ALTER TABLE api_tokens ADD COLUMN expires_at REAL;
+        UPDATE api_tokens SET expires_at = created_at + 7776000 WHERE expires_at IS NULL;
+        ALTER TABLE calls ADD COLUMN worker TEXT;
+        CREATE INDEX calls_outcome ON calls (outcome);
+        CREATE INDEX transcription_jobs_call_id ON transcription_jobs (call_id)
+        """,
+    ),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import Any
 from voice_agent.config import Config
 from voice_agent.logs import log_event
 from voice_agent.privacy import Privacy
-from voice_agent.store import CallStore
+from voice_agent.store import CallStore, private_dir
 
 log = logging.getLogger("voice_agent.web.jobs")
 
@@ -26,6 +27,7 @@ class JobRunner:
         self.config = config
         self.store = store
         self.upload_dir = upload_dir
+        private_dir(upload_dir)  # uploads are call audio: owner only
         self._transcriber = transcriber
         # One worker: a transcription already uses every core through CTranslate2.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe")
@@ -43,7 +45,9 @@ class JobRunner:
         return self._transcriber
 
     def submit(self, filename: str, path: Path, user: str) -> dict[str, Any]:
-        """Record a queued job and start it."""
+        """Record a queued job and start it (blocking store write: a short one)."""
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
         job_id = self.store.add_job(filename, str(path), user)
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._run, job_id, path)
         self._tasks.add(future)
