@@ -43,3 +43,12 @@ def save_call(store: CallStore, result: CallResult, kind: str, source: str, star
     store.add_turns(result.call_id, scrub([asdict(t) for t in result.turns]))
     store.add_events(result.call_id, scrub(result.events))
     return result.call_id
+
+
+def save_turn(store: CallStore, call_id: str, turn: dict[str, Any], privacy: Privacy | None = None) -> None:
+    """Store one finished turn of a live call as it finishes (a killed worker loses no finished turn).
+
+    Blocking: run it in a thread. PII is redacted as in ``save_call``.
+    """
+    privacy = privacy or Privacy(PII_KINDS)
+    store.add_turn(call_id, privacy.record(turn) if privacy.store else turn)

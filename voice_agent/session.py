@@ -237,6 +237,7 @@ class CallSession:
         recording_path: Path | None = None,
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
         outgoing: Callable[[np.ndarray], np.ndarray] | None = None,
+        on_turn: Callable[[TurnRecord], None] | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.brain = brain
@@ -247,6 +248,7 @@ class CallSession:
         self.call_id = call_id or uuid.uuid4().hex[:16]
         self.recording_path = recording_path
         self.on_event = on_event
+        self.on_turn = on_turn  # called with each answered turn as it finishes (to store it at once)
         self.outgoing = outgoing  # what the line does to agent audio (G.711 in simulations)
         self.busy = 0  # model work in flight: simulated sources pace in real time while > 0
         self.tick = 0
@@ -626,6 +628,8 @@ class CallSession:
         self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
                               "score": outcome.sentiment_score, "mood": outcome.mood})
         self._pending_text = ""
+        if self.on_turn is not None:
+            self.on_turn(turn)
         if outcome.escalate:
             self.transfer = {"reason": outcome.reason, "summary": outcome.summary}
             self._event("transfer", reason=outcome.reason, summary=outcome.summary)

@@ -215,3 +215,28 @@ def test_delete_call_removes_every_copy_but_not_the_users_own_file(store_url: st
     assert store.job(job) is None and store.job_result(job) is None
     assert store.delete_call(cli_call) and own.exists()  # the user's own file is not a copy
     assert store.list_calls() == []
+
+
+def test_live_call_turns_stored_as_they_finish_and_recovered_after_a_crash(store_url: str) -> None:
+    store = CallStore(store_url)
+    store.start_call("sip-a", "phone", "sip:caller@x", worker="sip:127.0.0.1:5060", started_at=1000.0)
+    store.start_call("sip-b", "phone", "sip:other@x", worker="sip:127.0.0.1:5062", started_at=1000.0)
+    store.add_turn("sip-a", {"index": 0, "caller_text": "opening hours", "agent_text": "We open at 8.",
+                             "end_of_speech": 6.0, "first_audio_out": 6.8})
+    assert store.get_call("sip-a").outcome == "active"
+    assert store.recover_calls("sip:127.0.0.1:5060") == ["sip-a"]  # only this worker's calls
+    call = store.get_call("sip-a")
+    assert call.outcome == "error" and call.meta["recovered"] is True
+    assert call.text == "opening hours We open at 8." and call.duration == 6.8 and call.ended_at == 1006.8
+    assert [(s["speaker"], s["text"]) for s in store.segments("sip-a")] == [("caller", "opening hours"),
+                                                                           ("agent", "We open at 8.")]
+    assert store.turns("sip-a")[0]["agent_text"] == "We open at 8."
+    assert store.get_call("sip-b").outcome == "active"  # another worker's live call is left alone
+    assert store.recover_calls("sip:127.0.0.1:5060") == []
+
+    # A call that ends normally is completed in place: the row updated, the segments replaced, turns kept.
+    store.add_call("phone", "sip:other@x", call_id="sip-b", started_at=1000.0, duration=9.0, outcome="resolved",
+                   text="hi", segments=[{"start": 1.0, "end": 2.0, "speaker": "caller", "text": "hi"}])
+    assert store.get_call("sip-b").outcome == "resolved" and len(store.segments("sip-b")) == 1
+    with pytest.raises(StoreError, match="refused a record"):  # a finished call is not overwritten
+        store.add_call("phone", "x", call_id="sip-b")

@@ -16,6 +16,7 @@ from voice_agent.store.errors import StoreError
 
 log = logging.getLogger("voice_agent.store")
 
+ACTIVE = "active"  # the outcome of a live call until it ends
 _CALL_COLUMNS = "id, kind, source, started_at, ended_at, duration, outcome, language, model, text, meta"
 _SEGMENT_FIELDS = {"start", "end", "speaker", "channel", "text", "avg_logprob", "no_speech_prob", "words"}
 _TURN_FIELDS = {"index", "caller_text", "agent_text", "sentiment", "sentiment_score", "voice_to_voice_ms"}
@@ -52,6 +53,21 @@ class CallFilter:
     offset: int = 0
 
 
+def _turn_segments(turns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Caller and agent segments rebuilt from stored turns (line times in seconds)."""
+    out: list[dict[str, Any]] = []
+    for t in turns:
+        heard = float(t.get("end_of_speech") or t.get("asr_final") or 0.0)
+        if t.get("caller_text"):
+            out.append({"start": heard, "end": heard, "speaker": "caller", "channel": 0, "text": t["caller_text"],
+                        "turn": t["index"]})
+        if t.get("agent_text"):
+            said = float(t.get("first_audio_out") or t.get("tts_first_audio") or t.get("asr_final") or heard)
+            out.append({"start": said, "end": said, "speaker": "agent", "channel": 1, "text": t["agent_text"],
+                        "turn": t["index"]})
+    return out
+
+
 def like_pattern(word: str) -> str:
     """``%word%`` with LIKE's wildcards escaped (used with ``ESCAPE '\\'``)."""
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -84,16 +100,64 @@ class CallTables(Database):
         meta: dict[str, Any] | None = None,
         segments: Sequence[dict[str, Any]] = (),
     ) -> str:
-        """Insert a call with its transcript segments; returns the call id."""
+        """Insert a call with its transcript segments; returns the call id.
+
+        A live call stored at its start (``start_call``) is completed instead: its row is updated and
+        its segments replaced, keeping the turns stored while it ran.
+        """
         cid = call_id or uuid.uuid4().hex[:16]
+        values = (kind, source, time.time() if started_at is None else started_at, ended_at, duration, outcome,
+                  language, model, text, json.dumps(meta or {}))
         with self.transaction() as db:
-            db.execute(
-                f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, kind, source, time.time() if started_at is None else started_at, ended_at, duration, outcome,
-                 language, model, text, json.dumps(meta or {})),
-            )
+            if call_id is not None and db.value("SELECT outcome FROM calls WHERE id = ?", (cid,)) == ACTIVE:
+                db.execute("UPDATE calls SET kind = ?, source = ?, started_at = ?, ended_at = ?, duration = ?,"
+                           " outcome = ?, language = ?, model = ?, text = ?, meta = ? WHERE id = ?", (*values, cid))
+                db.execute("DELETE FROM segments WHERE call_id = ?", (cid,))
+            else:
+                db.execute(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (cid, *values))
             self._insert_segments(db, cid, segments, 0)
         return cid
+
+    def start_call(self, call_id: str, kind: str, source: str, *, worker: str, started_at: float | None = None,
+                   meta: dict[str, Any] | None = None) -> None:
+        """Record a live call as it starts (outcome ``active``), so its turns can be stored as they finish.
+
+        ``worker`` names the process holding the call (e.g. ``sip:127.0.0.1:5060``): when that worker
+        starts again, ``recover_calls`` closes what it left active.
+        """
+        with self.transaction() as db:
+            db.execute("INSERT INTO calls (id, kind, source, started_at, outcome, text, meta, worker)"
+                       " VALUES (?, ?, ?, ?, ?, '', ?, ?)",
+                       (call_id, kind, source, time.time() if started_at is None else started_at, ACTIVE,
+                        json.dumps(meta or {}), worker))
+
+    def add_turn(self, call_id: str, turn: dict[str, Any]) -> None:
+        """Store one finished turn of a live call now (replacing an earlier copy of the same index)."""
+        with self.transaction() as db:
+            self._upsert_turn(db, call_id, turn)
+
+    def recover_calls(self, worker: str) -> list[str]:
+        """Close the calls ``worker`` left active (it was killed): outcome ``error``, with the turns it stored
+        as the transcript. Returns their ids."""
+        recovered = []
+        with self.transaction() as db:
+            rows = db.rows("SELECT id, started_at, meta FROM calls WHERE outcome = ? AND worker = ?", (ACTIVE, worker))
+            for row in rows:
+                cid = row["id"]
+                turns = [self._turn(r) for r in db.rows("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (cid,))]
+                segments = _turn_segments(turns)
+                duration = max([0.0, *(s["end"] for s in segments)])
+                meta = json.loads(row["meta"] or "{}")
+                meta.update({"channels": 2, "recovered": True,
+                             "error": "the worker stopped during the call; recovered at its next start"})
+                db.execute("UPDATE calls SET outcome = 'error', ended_at = ?, duration = ?, text = ?, meta = ?"
+                           " WHERE id = ?", (float(row["started_at"]) + duration, duration,
+                                             " ".join(s["text"] for s in segments), json.dumps(meta), cid))
+                db.execute("DELETE FROM segments WHERE call_id = ?", (cid,))
+                self._insert_segments(db, cid, segments, 0)
+                recovered.append(cid)
+        return recovered
 
     def add_segments(self, call_id: str, segments: Sequence[dict[str, Any]]) -> None:
         """Append transcript segments to an existing call."""
@@ -156,14 +220,15 @@ class CallTables(Database):
         """The turns of a call in order."""
         with self.read() as db:
             rows = db.rows("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,))
-        out = []
-        for r in rows:
-            item = {"index": r["idx"], "caller_text": r["caller_text"], "agent_text": r["agent_text"],
-                    "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
-                    "voice_to_voice_ms": r["voice_to_voice_ms"]}
-            item.update(json.loads(r["timings"]))
-            out.append(item)
-        return out
+        return [self._turn(r) for r in rows]
+
+    @staticmethod
+    def _turn(r: Any) -> dict[str, Any]:
+        item = {"index": r["idx"], "caller_text": r["caller_text"], "agent_text": r["agent_text"],
+                "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
+                "voice_to_voice_ms": r["voice_to_voice_ms"]}
+        item.update(json.loads(r["timings"]))
+        return item
 
     def add_events(self, call_id: str, events: Sequence[dict[str, Any]]) -> None:
         """Store call events (barge_in, transfer, reprompt, hangup...)."""
