@@ -1,10 +1,20 @@
-"""PII redaction for transcripts, logs, the call store and everything the LLM reads."""
+"""PII redaction for transcripts, logs, the call store and everything the LLM reads.
+
+Speech recognisers write a number read aloud in many ways: "4532 0151 1283 0366",
+"4-5-3-2-0-1-5-1...", "4532, 0151, ...", "5, 5, 5, 0, 1, 4, 3", "2-0-2, 5-5-5, 0-1-4-3",
+"five five five oh one four three", or a mix of words and digits. All of them are one
+*digit run* here: digit groups and digit words joined by spaces, commas, hyphens, dashes
+or ellipses (and sentence stops when the run reads digit by digit or is a valid card).
+Each run is then classified by how many digits it holds and how it is written, so that
+prices ("$39.99"), times ("8:30", "8 PM"), dates ("2024-05-01", "May 5, 2024"), product
+numbers ("Fiber 500") and short counts ("3 days") stay as they are.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from dialog.numbers import DIGIT_WORDS, luhn_ok
@@ -19,10 +29,6 @@ PLACEHOLDERS = {
 }
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
-# 13-19 digits with optional single spaces or dashes between them
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-# "card number is 4532, 0151, ..." : ASR often drops or mishears a digit, so a number said right after the
-# word "card" is a card whatever its checksum (digits with spaces, commas, dashes or dots between groups)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _UK_NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.IGNORECASE)
 # "ID number", "passport number", "social security number" followed by an identifier
@@ -31,15 +37,28 @@ _LABELLED_ID = re.compile(
     r"(?:\s+(?:number|no\.?|#))?(?:\s+is)?[:\s#]*)(?P<value>[A-Z0-9][A-Z0-9 -]{4,18}[0-9][A-Z0-9]?)\b",
     re.IGNORECASE,
 )
-_PHONE = re.compile(
-    r"(?<![\w$.:])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,4}){1,4}(?![\w%]|[.:]\d)"
-)
+# "555.123.4567": dots between digit groups (the digit runs below do not cross a dot without a space)
+_DOTTED_PHONE = re.compile(r"(?<![\w$.:,])(?:\+\d{1,3}[ .])?\d{2,4}(?:\.\d{2,4}){2,3}(?![\w%]|[.:]\d)")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_SPOKEN_TOKEN = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|niner|(?:double|triple)\s+\w+)"
-_SPOKEN_RUN = re.compile(rf"\b{_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}\b", re.IGNORECASE)
+_NUMERIC_DATE = re.compile(r"^(?:\d{1,2}-\d{1,2}-(?:\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2})$")
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+
+_WORD = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|niner)"
+_SPOKEN_TOKEN = rf"(?:(?:double|triple)[\s-]+(?:{_WORD}|\d)(?!\w)|{_WORD}(?!\w))"
+# one token of a digit run: a digit group, "(202)", a digit word, "double five"
+_TOKEN = rf"(?:\(\d{{1,4}}\)|\d+(?![\w%])|{_SPOKEN_TOKEN})"
+# between tokens: spaces, commas, hyphens and dashes, ellipses; "wide" runs also cross a full stop
+_TIGHT_SEP = r"(?:[ \t]*(?:[,\-\u2013\u2014]|\.{2,3}|\u2026)[ \t]*|[ \t]+)"
+_WIDE_SEP = rf"(?:{_TIGHT_SEP}|[ \t]*\.[ \t]+|\s*\n\s*)"
+_RUN_START = r"(?<![\w$\u00a3\u20ac.,:/#+\-])(?:\+[ \t]?)?"
+_RUN_END = r"(?![\w%])(?![.:,]\d)"
+_WIDE_RUN = re.compile(rf"{_RUN_START}{_TOKEN}(?:{_WIDE_SEP}{_TOKEN})*{_RUN_END}", re.IGNORECASE)
+_TIGHT_RUN = re.compile(rf"{_RUN_START}{_TOKEN}(?:{_TIGHT_SEP}{_TOKEN})*{_RUN_END}", re.IGNORECASE)
+_TOKENS = re.compile(rf"\(\d+\)|\d+|(?:double|triple)[\s-]+(?:{_WORD}|\d)|{_WORD}", re.IGNORECASE)
+_SPOKEN_RUN = re.compile(rf"(?<!\w){_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}", re.IGNORECASE)
 _LABELLED_CARD = re.compile(
     r"\b(?:card|credit card|debit card)(?:\s+(?:number|no\.?|#|details|digits))?(?:\s+(?:is|are|ending in))?[:\s#,]*"
-    rf"(?P<value>\d(?:[\s,.-]{{0,2}}\d){{3,22}}(?!\d)|{_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}\b)",
+    rf"(?P<value>{_TOKEN}(?:{_WIDE_SEP}{_TOKEN})*{_RUN_END})",
     re.IGNORECASE,
 )
 
@@ -53,26 +72,136 @@ class Finding:
     end: int
 
 
+@dataclass(frozen=True)
+class DigitRun:
+    """Digits said or written in a row, however they were separated."""
+
+    start: int
+    end: int
+    text: str
+    groups: tuple[str, ...]  # the digits of each token ("double five" -> "55")
+    words: bool  # some digits were words
+
+    @property
+    def digits(self) -> str:
+        """Every digit in order."""
+        return "".join(self.groups)
+
+    @property
+    def spelled(self) -> bool:
+        """Read digit by digit ("5, 5, 5", "five five", "1-1-1-1")."""
+        return all(len(g) == 1 for g in self.groups)
+
+    @property
+    def single_groups(self) -> int:
+        """How many tokens are one digit."""
+        return sum(len(g) == 1 for g in self.groups)
+
+
 def spoken_digits(run: str) -> str:
     """'four five double three oh' -> '45330'."""
-    out: list[str] = []
-    words = re.split(r"[\s,.-]+", run.lower())
-    i = 0
-    while i < len(words):
-        word = words[i]
-        repeat = {"double": 2, "triple": 3}.get(word)
-        if repeat and i + 1 < len(words) and words[i + 1] in DIGIT_WORDS:
-            out.append(DIGIT_WORDS[words[i + 1]] * repeat)
-            i += 2
-            continue
-        if word in DIGIT_WORDS:
-            out.append(DIGIT_WORDS[word])
-        i += 1
-    return "".join(out)
+    return "".join(_token_digits(t) for t in _TOKENS.findall(run))
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
+def _token_digits(token: str) -> str:
+    low = token.lower()
+    if low[0] == "(":
+        return low[1:-1]
+    if low[0].isdigit():
+        return low
+    parts = re.split(r"[\s-]+", low)
+    if len(parts) == 2 and parts[0] in ("double", "triple"):
+        digit = parts[1] if parts[1].isdigit() else DIGIT_WORDS.get(parts[1], "")
+        return digit * (2 if parts[0] == "double" else 3)
+    return DIGIT_WORDS.get(low, "")
+
+
+def _run(text: str, start: int, end: int) -> DigitRun:
+    span = text[start:end]
+    groups: list[str] = []
+    words = False
+    for token in _TOKENS.findall(span):
+        digits = _token_digits(token)
+        if not token[0].isdigit() and token[0] != "(":
+            words = True
+            if token.lower().startswith(("double", "triple")):
+                groups.extend(digits)  # "double five" is two digits read one by one
+                continue
+        groups.append(digits)
+    return DigitRun(start, end, span, tuple(groups), words)
+
+
+def _wide_ok(run: DigitRun) -> bool:
+    """Whether a run that crosses a full stop is still one number (read digit by digit, or a card)."""
+    n = len(run.digits)
+    if (run.spelled and n >= 7) or (13 <= n <= 19 and luhn_ok(run.digits)):
+        return True
+    # three or more short groups, each stopped with a full stop: "202. 555. 0143.", "111. 11. 1-1-1-1"
+    chunks = [_run(c, 0, len(c)) for c in re.split(r"[ \t]*\.[ \t]+|\s*\n\s*", run.text)]
+    return (len(chunks) >= 3 and _phone_shaped(run)
+            and all(c.spelled or (len(c.groups) == 1 and 2 <= len(c.digits) <= 4) for c in chunks))
+
+
+def digit_runs(text: str) -> list[DigitRun]:
+    """Every run of digits (as digits or digit words) in the text, in order."""
+    runs: list[DigitRun] = []
+    for m in _WIDE_RUN.finditer(text):
+        whole = _run(text, m.start(), m.end())
+        tight = [_run(text, t.start(), t.end()) for t in _TIGHT_RUN.finditer(text, m.start(), m.end())]
+        if len(tight) == 1 and (tight[0].start, tight[0].end) == (m.start(), m.end()):
+            runs.append(whole)
+        elif _wide_ok(whole):
+            runs.append(whole)
+        else:
+            runs.extend(tight)
+    return runs
+
+
+def _phone_shaped(run: DigitRun) -> bool:
+    """Digit groups written the way phone numbers are, and not a list of round numbers or years."""
+    n = len(run.digits)
+    if not 7 <= n <= 15:
+        return False
+    if run.spelled or run.single_groups >= 3:
+        return True  # read out digit by digit: nobody says a price or a date like that
+    if _ISO_DATE.match(run.text) or _NUMERIC_DATE.match(run.text) or _THOUSANDS.match(run.text):
+        return False
+    multi = [g for g in run.groups if len(g) > 1]
+    if len(run.groups) == 1:
+        return True  # one unbroken number of 7-15 digits
+    if all(len(g) == 4 and g[:2] in ("19", "20") for g in multi):
+        return False  # years: "2019, 2020"
+    if all(g.endswith("0") and not g.startswith("0") for g in multi):
+        return False  # round numbers: "500, 1000"
+    if len(run.groups[-1]) < 3 or any(len(g) > 5 for g in run.groups[1:]):
+        return False  # "March 12, 2024, 10 people"
+    return True
+
+
+def _card_shaped(run: DigitRun) -> bool:
+    digits = run.digits
+    if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        return True
+    # 16-19 digits written with separators: a card with a misheard digit; nothing else is that long
+    return len(run.groups) > 1 and 16 <= len(digits) <= 19
+
+
+def _spoken_shaped(run: DigitRun) -> bool:
+    """Four or more digits read one by one ("4 5 3 9", "five five", "453-9"), even if not yet a whole number.
+
+    A caller who pauses between groups gives one turn per group; each group must go on its own.
+    """
+    if len(run.digits) < 4 or _ISO_DATE.match(run.text) or _NUMERIC_DATE.match(run.text):
+        return False
+    if run.spelled:
+        return True
+    if not run.single_groups:
+        return False
+    # a hyphen next to a single digit: "453-9", "2-0-2, 555" (ranges such as "10-15" have none)
+    if re.search(r"(?<!\d)\d\s*-|-\s*\d(?!\d)", run.text):
+        return True
+    # groups after a single digit with only spaces between: "6 360" (dates have commas: "May 5, 2024")
+    return re.fullmatch(r"[\d ]+", run.text) is not None
 
 
 class Redactor:
@@ -101,15 +230,12 @@ class Redactor:
             taken.append((start, end))
             found.append(Finding(kind, start, end))
 
-        scans: list[tuple[str, Callable[[str], Iterable[tuple[str, int, int]]]]] = [
-            ("email", self._emails),
-            ("card", self._cards),
-            ("national_id", self._national_ids),
-            ("phone", self._phones),
-            ("spoken_digits", self._spoken),
+        runs = digit_runs(text)
+        scans: list[Callable[[str, list[DigitRun]], Iterable[tuple[str, int, int]]]] = [
+            self._emails, self._cards, self._national_ids, self._phones, self._spoken,
         ]
-        for _, scan in scans:
-            for kind, start, end in scan(text):
+        for scan in scans:
+            for kind, start, end in scan(text, runs):
                 if kind in self.kinds:
                     add(kind, start, end)
         return sorted(found, key=lambda f: f.start)
@@ -132,25 +258,23 @@ class Redactor:
         return self.redact_counted(text)[0]
 
     @staticmethod
-    def _emails(text: str) -> Iterable[tuple[str, int, int]]:
+    def _emails(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
         for m in _EMAIL.finditer(text):
             yield "email", m.start(), m.end()
 
     @staticmethod
-    def _cards(text: str) -> Iterable[tuple[str, int, int]]:
-        for m in _CARD.finditer(text):
-            digits = _digits(m.group(0))
-            if 13 <= len(digits) <= 19 and luhn_ok(digits):
-                yield "card", m.start(), m.end()
-        for m in _SPOKEN_RUN.finditer(text):
-            digits = spoken_digits(m.group(0))
-            if 13 <= len(digits) <= 19 and luhn_ok(digits):
-                yield "card", m.start(), m.end()
+    def _cards(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
+        # "card number is 4532, 0151, ...": ASR often drops or mishears a digit, so a number said
+        # right after the word "card" is a card whatever its checksum
         for m in _LABELLED_CARD.finditer(text):
-            yield "card", m.start("value"), m.end("value")
+            if len(spoken_digits(m.group("value"))) >= 4:
+                yield "card", m.start("value"), m.end("value")
+        for run in runs:
+            if _card_shaped(run):
+                yield "card", run.start, run.end
 
     @staticmethod
-    def _national_ids(text: str) -> Iterable[tuple[str, int, int]]:
+    def _national_ids(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
         for pattern in (_SSN, _UK_NINO):
             for m in pattern.finditer(text):
                 yield "national_id", m.start(), m.end()
@@ -160,15 +284,16 @@ class Redactor:
                 yield "national_id", m.start("value"), m.start("value") + len(value)
 
     @staticmethod
-    def _phones(text: str) -> Iterable[tuple[str, int, int]]:
-        for m in _PHONE.finditer(text):
-            raw = m.group(0).rstrip(" .-")
-            digits = _digits(raw)
-            if 7 <= len(digits) <= 15 and not _ISO_DATE.match(raw):
-                yield "phone", m.start(), m.start() + len(raw)
+    def _phones(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
+        for run in runs:
+            if not run.words and _phone_shaped(run):
+                yield "phone", run.start, run.end
+        for m in _DOTTED_PHONE.finditer(text):
+            if 7 <= len(re.sub(r"\D", "", m.group(0))) <= 15:
+                yield "phone", m.start(), m.end()
 
     @staticmethod
-    def _spoken(text: str) -> Iterable[tuple[str, int, int]]:
-        for m in _SPOKEN_RUN.finditer(text):
-            if len(spoken_digits(m.group(0))) >= 4:
-                yield "spoken_digits", m.start(), m.end()
+    def _spoken(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
+        for run in runs:
+            if _spoken_shaped(run) or (run.words and len(run.digits) >= 4 and run.single_groups >= 2):
+                yield "spoken_digits", run.start, run.end

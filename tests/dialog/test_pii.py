@@ -108,3 +108,109 @@ def test_spoken_cards_never_reach_the_llm(prefix: str) -> None:
     spoken = " ".join(ONES[int(d)] for d in card)
     out = Redactor.for_llm(["card"]).redact(f"the number is {spoken} thanks")
     assert out == "the number is [CARD] thanks"
+
+
+# ---- the way speech recognisers write numbers read aloud (issue 12) ------------------------------
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+GROUPINGS = {"card": [(4, 4, 4, 4), (4, 6, 5), (1,) * 16, (8, 8)], "phone": [(3, 3, 4), (3, 4), (1,) * 10, (10,)],
+             "national_id": [(3, 2, 4), (1,) * 9]}
+
+
+@st.composite
+def rendered_number(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(kind, digits, how an ASR might write them): hyphens, commas, spaces, words, mixes."""
+    kind = draw(st.sampled_from(sorted(GROUPINGS)))
+    if kind == "card":
+        digits = with_luhn(draw(st.text(alphabet="0123456789", min_size=15, max_size=15)))
+    elif kind == "phone":
+        digits = draw(st.sampled_from("23456789")) + draw(st.text(alphabet="0123456789", min_size=9, max_size=9))
+    else:
+        digits = draw(st.text(alphabet="123456789", min_size=9, max_size=9))
+    grouping = draw(st.sampled_from([g for g in GROUPINGS[kind] if sum(g) == len(digits)]))
+    between = draw(st.sampled_from([" ", ", ", "-", ". ", "... ", " - ", ",", " \u2013 "]))
+    groups, pos = [], 0
+    for size in grouping:
+        chunk = digits[pos : pos + size]
+        pos += size
+        style = draw(st.sampled_from(["plain", "hyphens", "commas", "spaces", "words", "mixed"]))
+        if style == "plain":
+            groups.append(chunk)
+            continue
+        inner = {"hyphens": "-", "commas": ", ", "spaces": " "}.get(style, draw(st.sampled_from([" ", "-", ", "])))
+        parts = [WORDS[int(d)] if style == "words" or (style == "mixed" and draw(st.booleans())) else d
+                 for d in chunk]
+        groups.append(inner.join(parts))
+    return kind, digits, between.join(groups)
+
+
+TEMPLATES = ["{}", "my number is {} thanks", "It's {}.", "so, {}, okay", "sure, {}"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(rendered_number(), st.sampled_from(TEMPLATES))
+def test_numbers_read_aloud_are_redacted_however_written(number: tuple[str, str, str], template: str) -> None:
+    kind, _, rendered = number
+    out = Redactor().redact(template.format(rendered))
+    words = re.findall(r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine)\b", out, re.IGNORECASE)
+    assert not re.search(r"\d", out) and not words, (rendered, out)
+    if kind == "card":  # a card is gone even where only cards are redacted
+        only_cards = Redactor(["card"]).redact(template.format(rendered))
+        assert "[CARD]" in only_cards and not re.search(r"\d{2}", only_cards), (rendered, only_cards)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1-1-1-1 1-1-1-1 1-1-1-1 1-1-1-1", "[CARD]"),
+        ("111, 111, 111, 1111", "[PHONE]"),
+        ("call 5, 5, 5, 0, 1, 4, 3 today", "call [PHONE] today"),
+        ("2-0-2, 5-5-5, 0-1-4-3", "[PHONE]"),
+        ("It is 4539, 5787, 6362, 1486.", "It is [CARD]."),
+        ("4 5 3 9 5 7 8 7 6 3 6 2 1 4 8 6", "[CARD]"),
+        ("4539. 5787. 6362. 1486.", "[CARD]."),
+        ("five five five, 0143 please", "[NUMBER] please"),
+        ("(202) 555-0143", "[PHONE]"),
+        ("555.123.4567", "[PHONE]"),
+        ("The number is 453-9.", "The number is [NUMBER]."),  # one group per turn when the caller pauses
+        ("1 4 8 6", "[NUMBER]"),
+    ],
+)
+def test_whisper_renderings(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
+MONTHS = ["January", "March", "May", "December"]
+
+
+@st.composite
+def near_miss(draw: st.DrawFn) -> str:
+    """Numbers that are not PII: prices, times, dates, product numbers, counts, ranges, percentages."""
+    n = st.integers
+    return draw(st.sampled_from([
+        f"${draw(n(1, 999))}.{draw(n(0, 99)):02d} a month",
+        f"at {draw(n(1, 12))} PM",
+        f"from {draw(n(1, 12))}:{draw(n(0, 59)):02d} to {draw(n(13, 23))}:{draw(n(0, 59)):02d}",
+        f"on {draw(n(2000, 2030))}-{draw(n(1, 12)):02d}-{draw(n(1, 28)):02d}",
+        f"on {draw(st.sampled_from(MONTHS))} {draw(n(1, 28))}, {draw(n(1990, 2030))}",
+        f"on {draw(n(1, 12))}/{draw(n(1, 28))}/{draw(n(2000, 2030))}",
+        f"the Fiber {draw(st.sampled_from([100, 300, 500, 1000, 2000]))} plan",
+        f"model X{draw(n(100, 99999))}",
+        f"{draw(n(1, 30))} days",
+        f"{draw(n(2, 9))}-{draw(n(10, 30))} business days",
+        f"{draw(n(1, 100))}% off",
+        f"{draw(n(1, 99))},{draw(n(0, 999)):03d} customers",
+        f"in {draw(n(1990, 2030))}, {draw(n(1990, 2030))} and {draw(n(1990, 2030))}",
+    ]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(near_miss(), min_size=1, max_size=4), st.sampled_from([". ", " and ", "; ", ". Then "]))
+def test_ordinary_numbers_stay(parts: list[str], joiner: str) -> None:
+    text = "It is " + joiner.join(parts) + "."
+    assert Redactor().redact(text) == text
+
+
+def test_long_inputs_stay_linear() -> None:
+    # no catastrophic backtracking on long runs that end in a non-number
+    text = "1 " * 5000 + "x" + ", 12" * 3000 + "abc"
+    assert Redactor().redact(text).count("[") >= 1

@@ -238,9 +238,12 @@ class LiveCall:
         elif kind == "sentiment":
             self.sentiment = str(item.get("label", "neutral"))
             self.mood = float(item.get("mood", 0.0))
-        self.peer.send_event(item)  # the caller sees their own words as said
+        # Redacted for the caller's page too: a caption of a card number would sit in the page,
+        # in screen recordings and on a shared screen.
+        shown = self.redacted(item)
+        self.peer.send_event(shown)
         if self.agent is not None:
-            self.agent.send_event(self.redacted(item))
+            self.agent.send_event(shown)
 
     def redacted(self, value: Any) -> Any:
         """What the support team may see: PII in captions replaced by placeholders."""
