@@ -18,7 +18,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
@@ -32,9 +32,10 @@ from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, 
 from voice_agent import metrics
 from voice_agent.config import Config, ConfigError, SipConfig
 from voice_agent.logs import call_id_var, log_event
-from voice_agent.records import save_call
+from voice_agent.records import save_call, save_turn
 from voice_agent.session import CallResult, CallSession
 
+from voice_agent.store import StoreError
 log = logging.getLogger("voice_agent.phone")
 RATE = 8000
 FRAME = RATE // 50
@@ -130,6 +131,7 @@ class PhoneFrontend:
         self.crashes = 0
 
     @property
+        self._own_store = False
     def address(self) -> tuple[str, int]:
         """Where the UA listens (the port is real after start)."""
         return self.ua.host, self.ua.port
@@ -140,6 +142,7 @@ class PhoneFrontend:
         for trunk in self.trunks:
             if trunk.register:
                 reg = Registration(self.ua, trunk)
+        await asyncio.to_thread(self._open_store)
                 reg.start()
                 self.registrations.append(reg)
         log_event(log, "sip_listening", host=self.ua.host, port=self.ua.port,
@@ -157,6 +160,28 @@ class PhoneFrontend:
 
     # ---- one call -----------------------------------------------------------------------------
     async def _on_call(self, call: Call) -> None:
+        if self._own_store and self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+            self._own_store = False
+
+    @property
+    def worker(self) -> str:
+        """This worker in the store: its SIP address (a restart on the same address recovers its calls)."""
+        return f"sip:{self.ua.host}:{self.ua.port}"
+
+    def _open_store(self) -> None:
+        """Open the call store (unless given one) and close the calls this worker left active when killed."""
+        if self.echo:
+            return
+        if self.store is None:
+            from voice_agent.store import CallStore
+
+            self.store = CallStore.from_config(self.config)
+            self._own_store = True
+        recovered = self.store.recover_calls(self.worker)
+        for cid in recovered:
+            log_event(log, "call_recovered", logging.WARNING, call_id=cid, outcome="error", worker=self.worker)
         cid = session_call_id(call.call_id)
         token = call_id_var.set(cid)
         try:
@@ -195,7 +220,9 @@ class PhoneFrontend:
                 transfer.update(event)
 
         recording = self.config.recordings_path / f"{cid}.wav"
-        session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event)
+        on_turn = await self._live_record(call, cid, started)
+        session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event,
+                                       on_turn=on_turn)
         pumps = [asyncio.ensure_future(_pump_dtmf(q, session)) for q in (media.dtmf, call.dtmf)]
 
         async def sink(frame: np.ndarray) -> None:
@@ -213,15 +240,36 @@ class PhoneFrontend:
         stats: dict[str, float] = media.stats() if hasattr(media, "stats") else {}
         if stats:
             metrics.observe_media(stats)
-        if self.store is None:
-            await asyncio.to_thread(self._store, result, call, started, stats)  # SQLite must not stall the media
-        else:
-            self._store(result, call, started, stats)
+        await asyncio.to_thread(self._store, result, call, started, stats)  # the store must not stall the media
         return result
 
     def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None) -> None:
         store = self.store
         if store is None:
+    async def _live_record(self, call: Call, cid: str, started: float) -> Callable[[Any], None] | None:
+        """Store the call as active now and each turn as it finishes (kill -9 loses no finished turn)."""
+        store = self.store
+        if store is None:
+            return None
+        try:
+            await asyncio.to_thread(store.start_call, cid, "phone", call.remote_party or call.call_id,
+                                    worker=self.worker, started_at=started)
+        except StoreError as exc:  # the call goes on; it is stored at its end if the store is back
+            log_event(log, "store_failed", logging.ERROR, call_id=cid, error=str(exc))
+            return None
+        loop = asyncio.get_running_loop()
+
+        def write(turn: dict[str, Any]) -> None:
+            try:
+                save_turn(store, cid, turn)  # redacted as save_call redacts the whole call
+            except StoreError as exc:
+                log_event(log, "store_failed", logging.ERROR, call_id=cid, error=str(exc))
+
+        def on_turn(turn: Any) -> None:
+            loop.run_in_executor(None, write, asdict(turn))
+
+        return on_turn
+
             from voice_agent.store import CallStore
 
             store = CallStore(self.config.store_url)
