@@ -34,8 +34,8 @@ from voice_agent.config import Config, ConfigError, SipConfig
 from voice_agent.logs import call_id_var, log_event
 from voice_agent.records import save_call, save_turn
 from voice_agent.session import CallResult, CallSession
-
 from voice_agent.store import StoreError
+
 log = logging.getLogger("voice_agent.phone")
 RATE = 8000
 FRAME = RATE // 50
@@ -128,10 +128,10 @@ class PhoneFrontend:
         )
         self.registrations: list[Registration] = []
         self.results: deque[CallResult] = deque(maxlen=100)  # the latest calls, for tests and status pages
+        self._own_store = False
         self.crashes = 0
 
     @property
-        self._own_store = False
     def address(self) -> tuple[str, int]:
         """Where the UA listens (the port is real after start)."""
         return self.ua.host, self.ua.port
@@ -139,10 +139,10 @@ class PhoneFrontend:
     async def start(self) -> None:
         """Bind the SIP transports and register with the trunks that want it."""
         await self.ua.start()
+        await asyncio.to_thread(self._open_store)
         for trunk in self.trunks:
             if trunk.register:
                 reg = Registration(self.ua, trunk)
-        await asyncio.to_thread(self._open_store)
                 reg.start()
                 self.registrations.append(reg)
         log_event(log, "sip_listening", host=self.ua.host, port=self.ua.port,
@@ -157,9 +157,6 @@ class PhoneFrontend:
             await reg.stop()
         await self.ua.stop(wait)
         log_event(log, "sip_stopped", calls=len(self.results), crashes=self.crashes)
-
-    # ---- one call -----------------------------------------------------------------------------
-    async def _on_call(self, call: Call) -> None:
         if self._own_store and self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
@@ -182,6 +179,9 @@ class PhoneFrontend:
         recovered = self.store.recover_calls(self.worker)
         for cid in recovered:
             log_event(log, "call_recovered", logging.WARNING, call_id=cid, outcome="error", worker=self.worker)
+
+    # ---- one call -----------------------------------------------------------------------------
+    async def _on_call(self, call: Call) -> None:
         cid = session_call_id(call.call_id)
         token = call_id_var.set(cid)
         try:
@@ -243,9 +243,6 @@ class PhoneFrontend:
         await asyncio.to_thread(self._store, result, call, started, stats)  # the store must not stall the media
         return result
 
-    def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None) -> None:
-        store = self.store
-        if store is None:
     async def _live_record(self, call: Call, cid: str, started: float) -> Callable[[Any], None] | None:
         """Store the call as active now and each turn as it finishes (kill -9 loses no finished turn)."""
         store = self.store
@@ -270,6 +267,9 @@ class PhoneFrontend:
 
         return on_turn
 
+    def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None) -> None:
+        store = self.store
+        if store is None:
             from voice_agent.store import CallStore
 
             store = CallStore(self.config.store_url)
