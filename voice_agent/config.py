@@ -152,6 +152,10 @@ class SipConfig:
     answer_delay_ms: int = 0  # ring this long before answering
     t1_ms: int = 500  # RFC 3261 T1 (retransmission base)
     shutdown_timeout_s: float = 30.0  # on SIGINT/SIGTERM: let calls finish this long, then BYE
+    tcp_idle_timeout_s: float = 300.0  # SIP over TCP: close a connection with nothing pending this long
+    tcp_header_timeout_s: float = 10.0  # ... one whose message headers started but did not finish (slowloris)
+    tcp_body_timeout_s: float = 10.0  # ... one whose body is shorter than its Content-Length
+    tcp_max_per_source: int = 32  # SIP over TCP connections one IP address may hold; more are refused
 
 
 @dataclass

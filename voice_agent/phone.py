@@ -28,6 +28,7 @@ from telephony.sip.digest import DigestClient
 from telephony.sip.errors import SipError
 from telephony.sip.registration import Registration
 from telephony.sip.transaction import Timers
+from telephony.sip.transport import TcpLimits
 from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, rtp_media
 from voice_agent import metrics
 from voice_agent.config import Config, ConfigError, SipConfig
@@ -125,6 +126,8 @@ class PhoneFrontend:
             timers=Timers(t1=self.sip.t1_ms / 1000), policy=TrunkPolicy(self.trunks), max_calls=self.sip.max_calls,
             codecs=list(self.sip.codecs), media=media, media_host=self.sip.media_address or None,
             user=self.sip.user, answer_delay=self.sip.answer_delay_ms / 1000,
+            tcp_limits=TcpLimits(self.sip.tcp_idle_timeout_s, self.sip.tcp_header_timeout_s,
+                                 self.sip.tcp_body_timeout_s, self.sip.tcp_max_per_source),
         )
         self.registrations: list[Registration] = []
         self.results: deque[CallResult] = deque(maxlen=100)  # the latest calls, for tests and status pages

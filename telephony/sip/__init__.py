@@ -15,11 +15,12 @@ from telephony.sip.errors import CallFailed, SipError, SipParseError, Transactio
 from telephony.sip.message import Request, Response, parse
 from telephony.sip.registration import Registration
 from telephony.sip.transaction import Timers
+from telephony.sip.transport import TcpLimits
 from telephony.sip.ua import Call, TransferResult, Trunk, TrunkPolicy, UserAgent
 from telephony.sip.uri import SipUri
 
 __all__ = [
     "Call", "CallFailed", "Challenge", "DigestClient", "DigestServer", "Registration", "Request", "Response",
-    "SipError", "SipParseError", "SipUri", "Timers", "TransactionTimeout", "TransferResult", "Trunk",
+    "SipError", "SipParseError", "SipUri", "TcpLimits", "Timers", "TransactionTimeout", "TransferResult", "Trunk",
     "TrunkPolicy", "UserAgent", "parse",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from telephony.sip.errors import SipError, SipParseError
@@ -98,20 +99,65 @@ class UdpTransport(Transport):
             self._udp.close()
 
 
+@dataclass
+class TcpLimits:
+    """How long a TCP connection may sit idle or half-sent, and how many one source address may hold."""
+
+    idle_timeout_s: float = 300.0  # nothing pending, nothing sent or received
+    header_timeout_s: float = 10.0  # a message whose headers started but did not end (slowloris)
+    body_timeout_s: float = 10.0  # headers done, body shorter than Content-Length
+    max_per_source: int = 32  # connections from one IP address at once; more are refused
+
+
 class _Stream(asyncio.Protocol):
     def __init__(self, owner: TcpTransport, peer: Addr | None = None) -> None:
         self.owner = owner
         self.peer = peer
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._active = 0.0  # last byte in or out
+        self._since = 0.0  # when the current wait (headers or body) began
+        self._waiting = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        accepted = self.peer is None
         if self.peer is None:
             p = transport.get_extra_info("peername")
             self.peer = (p[0], p[1])
+        if accepted and self.owner.from_source(self.peer[0]) >= self.owner.limits.max_per_source:
+            log.info("sip_tcp_refused", extra={"fields": {"peer": f"{self.peer[0]}:{self.peer[1]}",
+                                                          "reason": "too many connections from this address"}})
+            transport.abort()
+            return
         self.owner.connections[self.peer] = self
+        self.touch()
+
+    def touch(self) -> None:
+        """Bytes went in or out: re-arm the timer for what the connection now waits for."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._active = now
+        waiting = self.framer.waiting_for
+        if waiting != self._waiting:
+            self._waiting, self._since = waiting, now
+        limits = self.owner.limits
+        deadline = {"": self._active + limits.idle_timeout_s, "headers": self._since + limits.header_timeout_s,
+                    "body": self._since + limits.body_timeout_s}[waiting]
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        why = {"": "idle", "headers": "headers not finished", "body": "body not finished"}[self._waiting]
+        assert self.peer is not None
+        log.info("sip_tcp_reaped", extra={"fields": {"peer": f"{self.peer[0]}:{self.peer[1]}", "reason": why}})
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None
@@ -123,31 +169,37 @@ class _Stream(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
+        self.touch()
         for frame in frames:
             self.owner.deliver(frame, self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.peer is not None and self.owner.connections.get(self.peer) is self:
             del self.owner.connections[self.peer]
 
 
 class TcpTransport(Transport):
-    """SIP over TCP: Content-Length framing, connections reused both ways."""
+    """SIP over TCP: Content-Length framing, connections reused both ways, idle and slow ones reaped."""
 
     name = "TCP"
     reliable = True
 
-    def __init__(self, on_message: OnMessage, on_bad: OnBad) -> None:
+    def __init__(self, on_message: OnMessage, on_bad: OnBad, limits: TcpLimits | None = None) -> None:
         super().__init__(on_message, on_bad)
+        self.limits = limits or TcpLimits()
         self.connections: dict[Addr, _Stream] = {}
         self._server: asyncio.Server | None = None
         self._pending: dict[Addr, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def bind(cls, host: str, port: int, on_message: OnMessage, on_bad: OnBad) -> TcpTransport:
+    async def bind(cls, host: str, port: int, on_message: OnMessage, on_bad: OnBad,
+                   limits: TcpLimits | None = None) -> TcpTransport:
         """Listen for TCP connections."""
-        self = cls(on_message, on_bad)
+        self = cls(on_message, on_bad, limits)
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(lambda: _Stream(self), host, port, reuse_address=True)
@@ -157,11 +209,16 @@ class TcpTransport(Transport):
         self.local = (sock[0], sock[1])
         return self
 
+    def from_source(self, host: str) -> int:
+        """How many connections the address holds now."""
+        return sum(1 for peer in self.connections if peer[0] == host)
+
     def send(self, data: bytes, addr: Addr) -> None:
         """Write on the connection to addr, opening one when there is none."""
         conn = self.connections.get(addr)
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
             conn.transport.write(data)
+            conn.touch()
             return
         queue = self._pending.setdefault(addr, [])
         queue.append(data)

@@ -32,7 +32,7 @@ from telephony.sip.transaction import (
     new_branch,
     new_tag,
 )
-from telephony.sip.transport import Addr, TcpTransport, Transport, UdpTransport
+from telephony.sip.transport import Addr, TcpLimits, TcpTransport, Transport, UdpTransport
 from telephony.sip.uri import SipUri, split_hostport
 
 log = logging.getLogger("telephony.sip.ua")
@@ -314,6 +314,7 @@ class UserAgent:
         user: str = "agent",
         answer_delay: float = 0.0,
         server_name: str = "voice-agent",
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
         self.on_call = on_call
         self.host = host
@@ -329,6 +330,7 @@ class UserAgent:
         self.user = user
         self.answer_delay = answer_delay
         self.server_name = server_name
+        self.tcp_limits = tcp_limits or TcpLimits()
         self.transports: dict[str, Transport] = {}
         self.calls: dict[str, Call] = {}  # by Call-ID
         self.accepting = True
@@ -354,6 +356,8 @@ class UserAgent:
             try:
                 for name, cls in kinds:
                     bound = await cls.bind(self.host, port, self._on_message, self._on_bad)
+                    if isinstance(bound, TcpTransport):
+                        bound.limits = self.tcp_limits
                     self.transports[name] = bound
                     port = bound.local[1]
             except SipError:
