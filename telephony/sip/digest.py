@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from telephony.sip.errors import SipParseError
 
 ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+STRENGTH = {"MD5": 1, "SHA-256": 2}  # a client answers the strongest challenge it can (RFC 8760 section 2.4)
+MAX_TRACKED_NONCES = 10000
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
 
 
@@ -74,6 +76,24 @@ class Challenge:
         return out
 
 
+def strongest(values: list[str]) -> Challenge | None:
+    """The challenge to answer among several (one per algorithm): the strongest algorithm we support.
+
+    Challenges we cannot parse or whose algorithm we lack are skipped, so a server offering
+    SHA-256 and MD5 always gets SHA-256, whatever the header order.
+    """
+    best: Challenge | None = None
+    for value in values:
+        try:
+            challenge = Challenge.parse(value)
+        except SipParseError:
+            continue
+        rank = STRENGTH.get(challenge.algorithm.removesuffix("-SESS"), 0)
+        if rank and (best is None or rank > STRENGTH[best.algorithm.removesuffix("-SESS")]):
+            best = challenge
+    return best
+
+
 def response_digest(algorithm: str, username: str, realm: str, password: str, method: str, uri: str,
                     nonce: str, nc: str = "", cnonce: str = "", qop: str = "", body: bytes = b"") -> str:
     """The ``response`` value of RFC 7616 section 3.4.1."""
@@ -120,7 +140,12 @@ class DigestClient:
 
 
 class DigestServer:
-    """Issues challenges and verifies answers; nonces are HMAC-signed timestamps (no state kept)."""
+    """Issues challenges and verifies answers; nonces are HMAC-signed timestamps.
+
+    Each nonce's highest nonce-count is remembered for its lifetime, so a captured Authorization
+    cannot be replayed: a repeated or lower nc (or a second use of a nonce without qop) is
+    answered like a stale nonce, with a fresh challenge.
+    """
 
     def __init__(self, realm: str, credentials: dict[str, str], algorithm: str = "MD5",
                  nonce_ttl_s: float = 300.0, secret: bytes | None = None) -> None:
@@ -131,9 +156,11 @@ class DigestServer:
         self.algorithm = algorithm.upper()
         self.ttl = nonce_ttl_s
         self._secret = secret or os.urandom(16)
+        self._counts: dict[str, tuple[int, float]] = {}  # nonce -> (highest nc used, when it was issued)
 
-    def _nonce(self, at: float | None = None) -> str:
-        stamp = f"{int(at if at is not None else time.time()):x}"
+    def _nonce(self, at: float | None = None, salt: str | None = None) -> str:
+        """``stamp.salt.signature``: unique per challenge, so each nonce's count belongs to one client."""
+        stamp = f"{int(at if at is not None else time.time()):x}.{salt or os.urandom(6).hex()}"
         sig = hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
         return f"{stamp}.{sig}"
 
@@ -153,12 +180,13 @@ class DigestServer:
         password = self.credentials.get(user)
         if password is None or "." not in nonce:
             return False, False
-        stamp, sig = nonce.split(".", 1)
+        stamp, _, rest = nonce.partition(".")
+        salt, _, sig = rest.partition(".")
         try:
             issued = int(stamp, 16)
         except ValueError:
             return False, False
-        good_sig = hmac.compare_digest(self._nonce(issued).split(".", 1)[1], sig)
+        good_sig = bool(salt) and hmac.compare_digest(self._nonce(issued, salt).rsplit(".", 1)[1], sig)
         algorithm = f.get("algorithm", "MD5").upper()
         if not good_sig or algorithm.removesuffix("-SESS") not in ALGORITHMS:
             return False, False
@@ -168,4 +196,23 @@ class DigestServer:
             return False, False
         if time.time() - issued > self.ttl:
             return False, True
+        if not self._count(nonce, f.get("nc", "") if f.get("qop") else "", issued):
+            return False, True  # a replay: the sender must answer a fresh challenge
         return True, False
+
+    def _count(self, nonce: str, nc: str, issued: float) -> bool:
+        """Record one use of a nonce; False when it replays an earlier one (RFC 7616 section 3.3)."""
+        now = time.time()
+        if len(self._counts) >= MAX_TRACKED_NONCES:
+            self._counts = {n: v for n, v in self._counts.items() if now - v[1] <= self.ttl}
+            while len(self._counts) >= MAX_TRACKED_NONCES:
+                del self._counts[next(iter(self._counts))]  # the oldest issued first
+        try:
+            count = int(nc, 16) if nc else 1  # without qop a nonce is good for one request
+        except ValueError:
+            return False
+        last = self._counts.get(nonce, (0, issued))[0]
+        if count <= last:
+            return False
+        self._counts[nonce] = (count, issued)
+        return True

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from telephony.sdp import NoCommonCodec, SessionDescription, answer, negotiated_from_answer, offer
 from telephony.sip.dialog import Dialog, uas_targets
-from telephony.sip.digest import Challenge, DigestClient, DigestServer
+from telephony.sip.digest import Challenge, DigestClient, DigestServer, strongest
 from telephony.sip.errors import CallFailed, SipError, SipParseError, TransactionTimeout
 from telephony.sip.headers import NameAddr
 from telephony.sip.message import Headers, Request, Response, error_response, make_response
@@ -852,9 +852,8 @@ class UserAgent:
         resp = await self.request(req, dest, on_provisional)
         if resp.status in (401, 407) and credentials is not None:
             header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-            value = resp.headers.get(header)
-            if value:
-                challenge = Challenge.parse(value)
+            challenge = strongest(resp.headers.get_all(header))  # never a weaker algorithm than offered
+            if challenge is not None:
                 req = build(seq + 1)
                 auth = credentials.authorization(challenge, req.method, str(req.uri), req.body)
                 req.headers.add("Authorization" if resp.status == 401 else "Proxy-Authorization", auth)

@@ -55,3 +55,32 @@ def test_stale_nonce_is_flagged() -> None:
     server = DigestServer("r", {"u": "p"}, nonce_ttl_s=-1)
     auth = DigestClient("u", "p").authorization(server.challenge(), "INVITE", "sip:x@h")
     assert server.verify(auth, "INVITE") == (False, True)
+
+
+def test_a_nonce_count_cannot_be_replayed() -> None:
+    server = DigestServer("r", {"u": "p"})
+    client = DigestClient("u", "p")
+    challenge = server.challenge()
+    first = client.authorization(challenge, "INVITE", "sip:x@h")
+    assert server.verify(first, "INVITE") == (True, False)
+    assert server.verify(first, "INVITE") == (False, True)  # the same nc again: a replay, re-challenged
+    second = client.authorization(challenge, "INVITE", "sip:x@h")  # nc=00000002 on the same nonce
+    assert "nc=00000002" in second and server.verify(second, "INVITE") == (True, False)
+    lower = second.replace("nc=00000002", "nc=00000001")
+    assert server.verify(lower, "INVITE")[0] is False
+    # Without qop there is no counter: a nonce is good for one request.
+    bare = Challenge(challenge.realm, server.challenge().nonce, "MD5", [])
+    once = client.authorization(bare, "INVITE", "sip:x@h")
+    assert server.verify(once, "INVITE") == (True, False) and server.verify(once, "INVITE") == (False, True)
+
+
+def test_the_client_answers_the_strongest_challenge() -> None:
+    from telephony.sip.digest import strongest
+
+    md5 = 'Digest realm="r", nonce="n1", algorithm=MD5, qop="auth"'
+    sha = 'Digest realm="r", nonce="n2", algorithm=SHA-256, qop="auth"'
+    unknown = 'Digest realm="r", nonce="n3", algorithm=SHA-512-256, qop="auth"'
+    for order in ([md5, sha], [sha, md5], [md5, unknown, sha], ["Basic realm=r", md5, sha]):
+        picked = strongest(order)
+        assert picked is not None and picked.algorithm == "SHA-256" and picked.nonce == "n2"
+    assert strongest([unknown]) is None and strongest([md5]).algorithm == "MD5"  # type: ignore[union-attr]

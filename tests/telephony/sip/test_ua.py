@@ -272,3 +272,27 @@ async def test_port_zero_retries_when_tcp_clashes(make_ua, monkeypatch: pytest.M
                  b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", h.ua.port))
         data = await asyncio.get_running_loop().run_in_executor(None, s.recv, 4096)
     assert data.startswith(b"SIP/2.0 200")
+
+
+async def test_a_captured_invite_with_credentials_cannot_be_replayed(make_ua) -> None:
+    from tests.telephony.sip.conftest import SDP_OFFER, final_response, raw_request
+
+    policy = TrunkPolicy([Trunk(name="pbx", allow_ips=["192.0.2.0/24"], username="pbx", password="pw", realm="r")])
+    callee: Harness = await make_ua(policy=policy)
+    loop = asyncio.get_running_loop()
+    sock, port = udp_client()
+    await loop.sock_sendto(sock, raw_request("INVITE", port, "replay-0", body=SDP_OFFER), ("127.0.0.1", callee.ua.port))
+    challenge = (await final_response(sock, "replay-0")).headers.get("WWW-Authenticate")
+    from telephony.sip.digest import Challenge
+
+    auth = DigestClient("pbx", "pw").authorization(Challenge.parse(challenge or ""), "INVITE", "sip:agent@127.0.0.1")
+    statuses = []
+    for cid in ("replay-1", "replay-2"):  # the same Authorization on a new INVITE: the second is a replay
+        data = raw_request("INVITE", port, cid, body=SDP_OFFER, extra=f"Authorization: {auth}\r\n")
+        await loop.sock_sendto(sock, data, ("127.0.0.1", callee.ua.port))
+        resp = await final_response(sock, cid)
+        statuses.append(resp.status)
+        if resp.status == 401:
+            assert "stale=TRUE" in (resp.headers.get("WWW-Authenticate") or "")
+    assert statuses == [200, 401]
+    sock.close()
