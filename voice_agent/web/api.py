@@ -117,8 +117,8 @@ def _int(value: str | None, name: str, default: int, low: int, high: int) -> int
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    """GET /api/calls: past calls, searchable by text, date, outcome and sentiment."""
-    require(request, "viewer")
+    """GET /api/calls: past calls, searchable by text, date, outcome and sentiment (previews and searches audited)."""
+    user = require(request, "viewer")
     q = request.query
     outcome, sentiment = q.get("outcome", ""), q.get("sentiment", "")
     if outcome and outcome not in _OUTCOMES:
@@ -131,7 +131,15 @@ async def list_calls(request: web.Request) -> web.Response:
                    limit=_int(q.get("limit"), "limit", 50, 1, 500), offset=_int(q.get("offset"), "offset", 0, 0, 10**9))
     if f.until is not None and q.get("until") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", q["until"]):
         f.until += 86400  # a plain date means "through the end of that day"
-    calls, total = await asyncio.get_running_loop().run_in_executor(None, search_calls, _state(request).store, f)
+    st = _state(request)
+    calls, total = await asyncio.get_running_loop().run_in_executor(None, search_calls, st.store, f)
+    via = request.get(VIA_KEY, "")
+    if f.q.strip():
+        # A text search reads every transcript it matches: who searched for what is audited.
+        query = st.privacy.text(f.q.strip())
+        await st.read_audit.record(user.name, "search_transcripts", [f"q:{query}"], q=query, matches=total, via=via)
+    # Each preview shows the opening of a transcript: one row per call and user per minute.
+    await st.read_audit.record(user.name, "read_preview", [c["id"] for c in calls if c.get("preview")], via=via)
     return web.json_response({"calls": calls, "total": total})
 
 
@@ -229,10 +237,12 @@ def _live_or_404(request: web.Request) -> Any:
 
 
 async def live_calls(request: web.Request) -> web.Response:
-    """GET /api/live: calls in progress."""
-    require(request, "viewer")
+    """GET /api/live: calls in progress with their last caption (audited, one row per user and call a minute)."""
+    user = require(request, "viewer")
     st = _state(request)
     calls = [c.summary() for c in st.live.calls.values()] if st.live is not None else []
+    await st.read_audit.record(user.name, "read_live", [c["id"] for c in calls if c.get("last_caption")],
+                               via=request.get(VIA_KEY, ""))
     return web.json_response({"calls": calls})
 
 
@@ -241,10 +251,8 @@ async def live_call(request: web.Request) -> web.Response:
     user = require(request, "viewer")
     call = _live_or_404(request)
     st = _state(request)
-    # The console polls every second: one audit row per person and call says who watched it.
-    if (user.name, call.id) not in st.live_audited:
-        st.live_audited.add((user.name, call.id))
-        st.users.audit(user.name, "read_live", call.id)
+    # The console polls every second: one audit row per person and call a minute says who watched it.
+    await st.read_audit.record(user.name, "read_live", [call.id], via=request.get(VIA_KEY, ""))
     return web.json_response({**call.summary(), "events": call.recent_events()})
 
 

@@ -24,6 +24,7 @@ from voice_agent.store import CallStore
 from voice_agent.web.api import STATE, add_routes
 from voice_agent.web.jobs import JobRunner
 from voice_agent.web.live import LiveCalls
+from voice_agent.web.reads import ReadAudit
 from voice_agent.web.security import RateLimit, json_errors, make_identity, security_headers
 
 log = logging.getLogger("voice_agent.web")
@@ -70,7 +71,8 @@ class WebState:
         self.kb_dir = DialogOptions.from_mapping(dataclasses.asdict(config.dialog)).kb_path
         self.kb_status: dict[str, Any] = {"state": "ready" if engine is not None else "not loaded"}
         self._rebuild: asyncio.Future[Any] | None = None
-        self.live_audited: set[tuple[str, str]] = set()
+        self.read_audit = ReadAudit(self.users)
+        self.privacy = Privacy.from_config(config)
 
     def rebuild_kb(self) -> None:
         """Re-index the knowledge base in a worker thread after a document changed."""
