@@ -167,11 +167,33 @@ class HttpConfig:
     session_secret: str = ""  # empty: a random secret kept in <data dir>/web-secret
     session_hours: float = 12.0
     token_days: float = 90.0  # API tokens from `voice-agent users token` stop working after this
-    signin_per_minute: int = 5  # sign-in attempts per client address and per user name
+    signin_per_minute: int = 5  # failed sign-ins per (client address, user name) before exponential backoff
     offers_per_minute: int = 20  # anonymous browser calls started per client address
     max_calls: int = 8  # live browser calls at once
     hold_timeout_s: float = 120.0  # an escalated call waits this long for a human agent
     max_upload_mb: int = 200
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed;
+    # empty: the peer address is the client and the cookie is Secure only on a direct TLS connection.
+    trusted_proxies: list[str] = field(default_factory=list)
+    # Sites besides this server's own origin that may sign in and send state-changing requests.
+    allowed_origins: list[str] = field(default_factory=list)  # e.g. https://support.example.org
+
+    def check(self) -> None:
+        """Refuse proxy addresses and origins that are not what they claim to be."""
+        import ipaddress
+        import re
+
+        for item in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"http.trusted_proxies: {item!r} is not an IP address or network "
+                                  "(e.g. 10.0.0.1 or 10.0.0.0/8)") from None
+        for origin in self.allowed_origins:
+            if not re.fullmatch(r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?",
+                                origin):
+                raise ConfigError(f"http.allowed_origins: {origin!r} is not an origin "
+                                  "(scheme://host[:port], e.g. https://support.example.org)")
 
 
 @dataclass
@@ -309,4 +331,5 @@ def load_config(
         config.data_dir = env[HOME_ENV]
     if overrides:
         _apply(config, overrides, "command line")
+    config.http.check()
     return config
