@@ -39,7 +39,9 @@ log = logging.getLogger("telephony.sip.ua")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 DEFAULT_ALLOW_IPS = ["127.0.0.1/32", "::1/128"]
-SUPPORTED = {"timer"}  # option tags we can honour when a peer sends Require (no 100rel/PRACK)
+# Option tags we honour when a peer sends Require. None: no 100rel/PRACK, and no RFC 4028 session
+# timer (we would have to refresh or tear down on Session-Expires), so "timer" is not claimed.
+SUPPORTED: set[str] = set()
 
 
 class MediaLeg(Protocol):
@@ -499,7 +501,8 @@ class UserAgent:
             resp = make_response(request, 200, to_tag=new_tag())
             resp.headers.add("Allow", ALLOW)
             resp.headers.add("Accept", "application/sdp")
-            resp.headers.add("Supported", ", ".join(sorted(SUPPORTED)))
+            if SUPPORTED:
+                resp.headers.add("Supported", ", ".join(sorted(SUPPORTED)))
             stx.respond(self._response_headers(resp, transport, contact=True))
         elif request.method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK"):
             stx.respond(self._response_headers(make_response(request, 481), transport))
