@@ -24,6 +24,7 @@ COMMANDS = [
     "users",
     "serve",
     "dial",
+    "cluster",
 ]
 
 

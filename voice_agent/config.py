@@ -172,6 +172,8 @@ class HttpConfig:
     max_calls: int = 8  # live browser calls at once
     hold_timeout_s: float = 120.0  # an escalated call waits this long for a human agent
     max_upload_mb: int = 200
+    worker_url: str = ""  # cluster: this worker's internal HTTP address, stored with its live calls
+    cluster_secret: str = ""  # cluster: shared by the workers; proves a forwarded live-call action
     # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed;
     # empty: the peer address is the client and the cookie is Secure only on a direct TLS connection.
     trusted_proxies: list[str] = field(default_factory=list)
