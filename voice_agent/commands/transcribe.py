@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--analyze", action="store_true",
                    help="add sentiment, PII redaction and a call summary (dialog brain)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run on a Ray cluster, one model per actor (default: transcribe.ray_address)")
     p.set_defaults(func=run)
 
 
@@ -153,18 +155,25 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not files:
         print("voice-agent: nothing to transcribe", file=sys.stderr)
         return 1
-    transcriber = Transcriber(
-        model=args.model or asr_cfg.model,
-        device=args.device or asr_cfg.device,
-        compute_type=args.compute_type or asr_cfg.compute_type,
-        backend=args.backend or asr_cfg.backend,
-        vad=args.vad or asr_cfg.vad,
-        batch_size=asr_cfg.batch_size,
-        cache_dir=config.cache_path,
-        allow_download=args.allow_download or asr_cfg.allow_download,
-        cpu_threads=asr_cfg.cpu_threads,
-        num_workers=jobs,
-    )
+    ray_address = args.ray or config.transcribe.ray_address
+    if ray_address:  # the same batch on a Ray cluster, one model per actor (voice_agent.ray_jobs)
+        from voice_agent.ray_jobs import connect
+
+        transcriber: Any = connect(ray_address, args, config)
+        jobs = transcriber.actors
+    else:
+        transcriber = Transcriber(
+            model=args.model or asr_cfg.model,
+            device=args.device or asr_cfg.device,
+            compute_type=args.compute_type or asr_cfg.compute_type,
+            backend=args.backend or asr_cfg.backend,
+            vad=args.vad or asr_cfg.vad,
+            batch_size=asr_cfg.batch_size,
+            cache_dir=config.cache_path,
+            allow_download=args.allow_download or asr_cfg.allow_download,
+            cpu_threads=asr_cfg.cpu_threads,
+            num_workers=jobs,
+        )
     store = None if args.no_store else CallStore(config.store_url)
     privacy = Privacy.from_config(config)
     progress = Progress(len(files), enabled=not args.quiet and (len(files) > 1 or bool(args.output)))
@@ -225,6 +234,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             list(pool.map(one, files))
     if store is not None:
         store.close()
+    if ray_address:
+        transcriber.close()
     failed = len(failures) + len(problems)
     ok = len(files) - len(failures)
     if failed or len(files) > 1:
