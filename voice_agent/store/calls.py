@@ -272,6 +272,18 @@ class CallTables(Database):
             rows = db.rows(sql, args)
         return [_record(r) for r in rows]
 
+    def active_calls(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Calls in progress on any worker (outcome ``active``), oldest first, with the worker holding each."""
+        sql = "SELECT id, kind, source, started_at, worker FROM calls WHERE outcome = ?"
+        args: list[Any] = [ACTIVE]
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        with self.read() as db:
+            rows = db.rows(sql + " ORDER BY started_at", args)
+        return [{"id": r["id"], "kind": r["kind"], "source": r["source"], "started_at": r["started_at"],
+                 "worker": r["worker"]} for r in rows]
+
     def segments(self, call_id: str) -> list[dict[str, Any]]:
         """The transcript segments of a call in time order."""
         with self.read() as db:
