@@ -311,7 +311,9 @@ class InviteServerTransaction(ServerTransaction):
 
 def _server_key(request: Request, branch: str, sent_by: str, method: str) -> tuple[str, str, str]:
     if branch.startswith(MAGIC):
-        return branch, sent_by, method
+        # The Call-ID rides along: two different requests that reuse one branch (RFC 4475's messages do)
+        # are not retransmissions of each other.
+        return f"{branch}|{request.call_id}", sent_by, method
     # RFC 2543 peers: no usable branch, so fall back to the dialog-ish identity.
     return f"{request.call_id}|{request.cseq.seq}|{request.from_.tag}", sent_by, method
 
