@@ -166,6 +166,11 @@ async def test_viewer_cannot_edit_the_knowledge_base(client: Client) -> None:
 
 
 async def test_sign_in_is_rate_limited_and_does_not_reveal_names(client: Client) -> None:
+    from voice_agent.web.api import STATE
+    from voice_agent.web.security import SigninThrottle
+
+    state: Any = client.app[STATE]
+    state.signin_throttle = SigninThrottle(5, clock=lambda: 100.0)  # time stands still: no flaky waits
     unknown = await client.post("/api/session", json={"username": "nobody", "password": "whatever-it-is"})
     wrong = await client.post("/api/session", json={"username": "ann", "password": "wrong-password"})
     assert unknown.status == wrong.status == 401
@@ -175,7 +180,7 @@ async def test_sign_in_is_rate_limited_and_does_not_reveal_names(client: Client)
         r = await client.post("/api/session", json={"username": "ann", "password": "wrong-password"})
         statuses.append(r.status)
     assert statuses[-1] == 429 and "Retry-After" in r.headers
-    # Even the right password waits out the limit.
+    # Even the right password waits out the backoff (from this address).
     right = await client.post("/api/session", json={"username": "ann", "password": PASSWORDS["ann"]})
     assert right.status == 429
 

@@ -19,7 +19,16 @@ from voice_agent.store import StoreError
 from voice_agent.web.jobs import JOB_FORMATS
 from voice_agent.web.live import AlreadyTaken, LinesBusy
 from voice_agent.web.queries import CallFilter, delete_call, search_calls
-from voice_agent.web.security import COOKIE, USER_KEY, VIA_KEY, ApiError, client_address, require
+from voice_agent.web.security import (
+    COOKIE,
+    USER_KEY,
+    VIA_KEY,
+    ApiError,
+    client_address,
+    is_https,
+    origin_allowed,
+    require,
+)
 
 STATE = web.AppKey("state", object)
 _OUTCOMES = {"resolved", "transferred", "abandoned", "transcribed", "failed"}
@@ -31,9 +40,25 @@ def _state(request: web.Request) -> Any:
     return request.app[STATE]
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+JSON_BYTES = 64 * 1024  # SDP offers, small commands
+SIGNIN_BYTES = 4096
+KB_BYTES = 4 * 1024 * 1024  # a 1 MB document, escaped
+
+
+async def _json_body(request: web.Request, max_bytes: int = JSON_BYTES) -> dict[str, Any]:
+    """The JSON object in the body, read only up to max_bytes (413 past that, before any parsing)."""
+    too_big = ApiError(413, f"the request body is larger than {max_bytes} bytes")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
     try:
-        data = await request.json()
+        data = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -54,21 +79,30 @@ def _str_field(data: dict[str, Any], name: str, max_len: int = 100_000) -> str:
 async def sign_in(request: web.Request) -> web.Response:
     """POST /api/session: sign in with a name and password; sets the session cookie."""
     st = _state(request)
-    data = await _json_body(request)
+    # Login CSRF: a cross-site form can post text/plain but not application/json without a
+    # preflight, and a browser names the page's origin, which must be this site or a configured one.
+    if request.content_type != "application/json":
+        raise ApiError(415, "sign in with a JSON body (Content-Type: application/json)")
+    if not origin_allowed(request):
+        raise ApiError(403, "sign-in from another site is refused (the Origin is not this server's)")
+    data = await _json_body(request, SIGNIN_BYTES)
     name, password = _str_field(data, "username", 64), _str_field(data, "password", 1024)
     address = client_address(request)
-    for key in (f"ip:{address}", f"user:{name}"):
-        if not st.signin_limit.allow(key):
-            raise web.HTTPTooManyRequests(text="too many sign-in attempts; wait a minute",
-                                          headers={"Retry-After": str(st.signin_limit.retry_after(key))})
+    wait = st.signin_throttle.retry_after(address, name)
+    if wait:
+        raise web.HTTPTooManyRequests(text=f"too many failed sign-ins; try again in {wait} s",
+                                      headers={"Retry-After": str(wait)})
     user = await asyncio.get_running_loop().run_in_executor(None, st.users.authenticate, name, password)
     if user is None:
+        st.signin_throttle.failed(address, name)
         st.users.audit(name, "sign_in_failed", address=address)
         raise ApiError(401, "wrong user name or password")
+    st.signin_throttle.succeeded(address, name)
     cookie = st.signer.issue(user)
     st.users.audit(user.name, "sign_in", address=address)
     response = web.json_response({"user": user.name, "role": user.role, "csrf": st.signer.csrf(cookie)})
-    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", secure=request.secure, path="/",
+    # Behind a TLS proxy the connection here is plain HTTP; the trusted proxy's header says https.
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", secure=is_https(request), path="/",
                         max_age=int(st.signer.max_age_s))
     return response
 
@@ -410,7 +444,7 @@ async def put_kb(request: web.Request) -> web.Response:
     user = require(request, "agent")
     st = _state(request)
     path = _doc_path(request, request.match_info["name"])
-    data = await _json_body(request)
+    data = await _json_body(request, KB_BYTES)
     text = data.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "the field 'text' (the document, non-empty) is required")

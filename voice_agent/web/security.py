@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -44,14 +45,21 @@ class ApiError(Exception):
 class RateLimit:
     """At most ``limit`` events per key in a sliding window."""
 
-    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+    def __init__(self, limit: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.window_s = window_s
+        self.clock = clock
         self._hits: dict[str, deque[float]] = {}
+
+    def full(self, key: str) -> bool:
+        """Whether the key has used up its events in the window (counts nothing)."""
+        hits = self._hits.get(key) or deque()
+        now = self.clock()
+        return len([t for t in hits if now - t <= self.window_s]) >= self.limit
 
     def allow(self, key: str) -> bool:
         """Count one event for the key; False when over the limit."""
-        now = time.monotonic()
+        now = self.clock()
         hits = self._hits.setdefault(key, deque())
         while hits and now - hits[0] > self.window_s:
             hits.popleft()
@@ -68,7 +76,7 @@ class RateLimit:
         hits = self._hits.get(key)
         if not hits:
             return 0
-        return max(1, int(self.window_s - (time.monotonic() - hits[0])) + 1)
+        return max(1, int(self.window_s - (self.clock() - hits[0])) + 1)
 
 
 @web.middleware
@@ -165,6 +173,108 @@ def require(request: web.Request, role: str = "viewer") -> User:
     return user
 
 
+class Proxies:
+    """The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are believed (none by default)."""
+
+    def __init__(self, networks: Iterable[str] = (), allowed_origins: Iterable[str] = ()) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self.allowed_origins = frozenset(o.lower().rstrip("/") for o in allowed_origins)
+
+    def trusted(self, address: str) -> bool:
+        """Whether the address is one of the configured proxies."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+
+PROXIES: web.AppKey[Proxies] = web.AppKey("proxies", Proxies)
+
+
+def _proxies(request: web.Request) -> Proxies:
+    return request.app.get(PROXIES) or Proxies()
+
+
 def client_address(request: web.Request) -> str:
-    """The peer address (proxies' forwarded headers are not trusted by default)."""
-    return request.remote or "unknown"
+    """The client's address: the peer, or behind a trusted proxy the last untrusted X-Forwarded-For hop."""
+    peer = request.remote or "unknown"
+    proxies = _proxies(request)
+    if not proxies.trusted(peer):
+        return peer  # anyone can send X-Forwarded-For: only a configured proxy is believed
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not proxies.trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the client: count it against the proxy's address
+    return hops[0] if hops else peer
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a trusted proxy that says so."""
+    if request.secure:
+        return True
+    if not _proxies(request).trusted(request.remote or ""):
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return proto == "https"
+
+
+def own_origin(request: web.Request) -> str:
+    """This server's origin as the browser sees it (scheme://host[:port])."""
+    return f"{'https' if is_https(request) else 'http'}://{request.host}".lower()
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Whether a browser request comes from this site or a configured one (login CSRF)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        # Browsers send Origin on every cross-site POST; without one this is a script or CLI,
+        # unless the fetch metadata says the request is cross-site.
+        return request.headers.get("Sec-Fetch-Site", "same-origin").lower() in ("same-origin", "none")
+    origin = origin.strip().lower().rstrip("/")
+    return origin == own_origin(request) or origin in _proxies(request).allowed_origins
+
+
+class SigninThrottle:
+    """Failed sign-ins per (client address, user name) with exponential backoff.
+
+    Only failures count, and per address: a stranger guessing one user's password from
+    elsewhere never locks that user out of their own machine. After ``free`` failures
+    each further one doubles the wait (``base_s`` up to ``max_s``); a success clears the
+    pair. An address that fails against many names is slowed down as a whole too.
+    """
+
+    def __init__(self, free: int = 5, base_s: float = 1.0, max_s: float = 900.0, per_address: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.free = max(1, free)
+        self.base_s = base_s
+        self.max_s = max_s
+        self.per_address = per_address or 4 * self.free
+        self.clock = clock
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (address, name) -> (count, blocked until)
+        self._address = RateLimit(self.per_address, 60.0, clock)
+
+    def retry_after(self, address: str, name: str) -> int:
+        """Seconds until this address may try this name again (0: now)."""
+        now = self.clock()
+        _, until = self._failures.get((address, name.lower()), (0, 0.0))
+        wait = max(until - now, float(self._address.retry_after(address)) if self._address.full(address) else 0.0)
+        return int(wait) + 1 if wait > 0 else 0
+
+    def failed(self, address: str, name: str) -> None:
+        """Count a wrong password (or unknown user) from this address for this name."""
+        now = self.clock()
+        key = (address, name.lower())
+        count = self._failures.get(key, (0, 0.0))[0] + 1
+        until = now + min(self.max_s, self.base_s * 2 ** (count - self.free)) if count >= self.free else 0.0
+        self._failures[key] = (count, until)
+        self._address.allow(address)
+        if len(self._failures) > 10000:  # forget pairs whose backoff is long over
+            self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.max_s}
+
+    def succeeded(self, address: str, name: str) -> None:
+        """A right password: this pair starts afresh."""
+        self._failures.pop((address, name.lower()), None)

@@ -25,7 +25,15 @@ from voice_agent.web.api import STATE, add_routes
 from voice_agent.web.jobs import JobRunner
 from voice_agent.web.live import LiveCalls
 from voice_agent.web.reads import ReadAudit
-from voice_agent.web.security import RateLimit, json_errors, make_identity, security_headers
+from voice_agent.web.security import (
+    PROXIES,
+    Proxies,
+    RateLimit,
+    SigninThrottle,
+    json_errors,
+    make_identity,
+    security_headers,
+)
 
 log = logging.getLogger("voice_agent.web")
 
@@ -64,7 +72,7 @@ class WebState:
         self.users = Users(store)
         self.signer = SessionSigner(load_secret(config.http.session_secret, config.data_path),
                                     config.http.session_hours * 3600, store=store)
-        self.signin_limit = RateLimit(config.http.signin_per_minute)
+        self.signin_throttle = SigninThrottle(config.http.signin_per_minute)
         self.offer_limit = RateLimit(config.http.offers_per_minute)
         self.recordings = config.recordings_path
         self.uploads = config.data_path / "uploads"
@@ -160,6 +168,7 @@ def make_app(config: Config, store: CallStore, engine: Any = None, *, transcribe
     app = web.Application(middlewares=[json_errors, security_headers, make_identity(state.users, state.signer)],
                           client_max_size=config.http.max_upload_mb * 1024 * 1024 + 65536)
     app[STATE] = state
+    app[PROXIES] = Proxies(config.http.trusted_proxies, config.http.allowed_origins)
     for path in PAGES:
         app.router.add_get(path, _page)
     app.router.add_get("/widget.js", _widget)
