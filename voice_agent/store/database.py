@@ -100,9 +100,7 @@ class Database:
                     self._depth -= 1
                 return
             with self._errors():
-                if self.dialect.is_broken(self._conn):
-                    self._conn = self.dialect.connect()  # the server restarted: one new connection
-                self._conn.execute(self.dialect.begin_write if write else self.dialect.begin_read)
+                self._begin(write)
             self._depth = 1
             try:
                 with self._errors():
@@ -117,6 +115,19 @@ class Database:
             finally:
                 self._depth = 0
 
+    def _begin(self, write: bool) -> None:
+        begin = self.dialect.begin_write if write else self.dialect.begin_read
+        if self.dialect.is_broken(self._conn):
+            self._conn = self.dialect.connect()
+        try:
+            self._conn.execute(begin)
+        except Exception:
+            if not self.dialect.is_broken(self._conn):
+                raise
+            # The server restarted or dropped us: nothing was done yet, so one new connection and again.
+            self._conn = self.dialect.connect()
+            self._conn.execute(begin)
+
     def read(self) -> Any:
         """A read-only transaction (SQLite: no write lock taken)."""
         return self.transaction(write=False)
@@ -126,8 +137,22 @@ class Database:
         with self.read() as db:
             return int(db.value("SELECT MAX(version) FROM schema_migrations") or 0)
 
+    def _applied(self) -> set[int]:
+        with self.read() as db:
+            if self.dialect.name == "sqlite":
+                exists = db.row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+            else:
+                exists = db.row("SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+                                " AND table_schema = current_schema()")
+            return {int(r[0]) for r in db.rows("SELECT version FROM schema_migrations")} if exists else set()
+
     def migrate(self) -> None:
-        """Apply every migration not yet applied, all in one transaction, one process at a time."""
+        """Apply every migration not yet applied, all in one transaction, one process at a time.
+
+        An up-to-date store takes no write lock, so readers open it while another program writes.
+        """
+        if {v for v, _, _ in MIGRATIONS} <= self._applied():
+            return
         with self.transaction() as db:
             self.dialect.lock_migrations(db)
             db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
