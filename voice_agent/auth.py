@@ -101,10 +101,14 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH
 
 
-def check_password_strength(password: str) -> None:
-    """Refuse passwords too short to survive guessing."""
-    if len(password) < MIN_PASSWORD:
-        raise AuthError(f"the password must have at least {MIN_PASSWORD} characters")
+def check_password_strength(password: str, name: str = "") -> None:
+    """Refuse passwords too weak to survive guessing (voice_agent.passwords: length, common, the name, repeats)."""
+    from voice_agent.passwords import PasswordRejected, check_password
+
+    try:
+        check_password(password, name)
+    except PasswordRejected as exc:
+        raise AuthError(str(exc)) from None
 
 
 class Users:
@@ -121,7 +125,7 @@ class Users:
             raise AuthError("a user name is 1-64 characters without spaces")
         if role not in ROLES:
             raise AuthError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-        check_password_strength(password)
+        check_password_strength(password, name)
         if not self.store.insert_user(name, role, hash_password(password)):
             raise AuthError(f"user {name!r} already exists")
         return User(name, role)
@@ -137,7 +141,7 @@ class Users:
 
     def set_password(self, name: str, password: str) -> None:
         """Replace a user's password: their console sessions end and their API tokens are revoked."""
-        check_password_strength(password)
+        check_password_strength(password, name)
         if not self.store.set_password_hash(name, hash_password(password)):
             raise AuthError(f"no user {name!r}")
 
