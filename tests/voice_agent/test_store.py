@@ -240,3 +240,25 @@ def test_live_call_turns_stored_as_they_finish_and_recovered_after_a_crash(store
     assert store.get_call("sip-b").outcome == "resolved" and len(store.segments("sip-b")) == 1
     with pytest.raises(StoreError, match="refused a record"):  # a finished call is not overwritten
         store.add_call("phone", "x", call_id="sip-b")
+
+
+def test_an_older_store_with_data_is_upgraded_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import voice_agent.store.database as database
+
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS[:3])  # a store made before sessions and live calls
+    old = CallStore(store_url)
+    assert old.schema_version() == 3
+    with old.transaction() as db:
+        db.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES ('ann', 'agent', 'h', 1.0)")
+        db.execute("INSERT INTO api_tokens (id, user_name, token_hash, label, created_at)"
+                   " VALUES ('t1', 'ann', 'th', '', ?)", (time.time(),))
+    cid = old.add_call("phone", "a", text="kept")
+    old.close()
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS)
+    new = CallStore(store_url)
+    assert new.schema_version() == MIGRATIONS[-1][0]
+    assert new.get_call(cid).text == "kept"
+    assert new.token_owner("th") == ("ann", "agent")
+    tokens = new.token_rows("ann")
+    assert tokens[0]["expires_at"] == pytest.approx(tokens[0]["created_at"] + 90 * 86400)  # old tokens expire too
+    assert new.session_valid("n1", "ann", 2.0)
