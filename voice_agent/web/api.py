@@ -33,7 +33,9 @@ from voice_agent.web.security import (
 STATE = web.AppKey("state", object)
 _OUTCOMES = {"resolved", "transferred", "abandoned", "transcribed", "failed"}
 _SENTIMENTS = {"positive", "neutral", "negative"}
-_DOC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,80}\.(md|yaml|yml)$")
+_DOC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,80}\.(md|yaml|yml)")  # fullmatch: no trailing newline
+# An absolute server path inside a message (KB folder, store, uploads); viewers see only its last part.
+_ABS_PATH = re.compile(r"(?<![\w:/.])(?:/[^\s/'\"`:,;()\[\]]+)+/?")
 
 
 def _state(request: web.Request) -> Any:
@@ -64,6 +66,27 @@ async def _json_body(request: web.Request, max_bytes: int = JSON_BYTES) -> dict[
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return data
+
+
+def hide_paths(text: str) -> str:
+    """A message without absolute server paths: each becomes its last part ("/srv/va/uploads/x.wav" -> "x.wav")."""
+    return _ABS_PATH.sub(lambda m: Path(m.group(0).rstrip("/")).name or "/", text)
+
+
+def _public_source(source: str) -> str:
+    """Where a call came from, without the server's folders (uploads are named by their file only)."""
+    return Path(source).name if source.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", source) else source
+
+
+def _public_job(job: dict[str, Any]) -> dict[str, Any]:
+    return {**job, "error": hide_paths(job["error"])} if isinstance(job.get("error"), str) else job
+
+
+def safe_filename(name: str | None, default: str = "upload.wav") -> str:
+    """An uploaded file's name as shown and stored: no folders, no control characters (CRLF), no quotes."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch if ch.isprintable() and ch not in '"<>|*?:;' else "_" for ch in name).strip(" .")
+    return name[:120] or default
 
 
 def _str_field(data: dict[str, Any], name: str, max_len: int = 100_000) -> str:
@@ -174,7 +197,8 @@ async def list_calls(request: web.Request) -> web.Response:
         await st.read_audit.record(user.name, "search_transcripts", [f"q:{query}"], q=query, matches=total, via=via)
     # Each preview shows the opening of a transcript: one row per call and user per minute.
     await st.read_audit.record(user.name, "read_preview", [c["id"] for c in calls if c.get("preview")], via=via)
-    return web.json_response({"calls": calls, "total": total})
+    return web.json_response({"calls": [{**c, "source": _public_source(str(c.get("source") or ""))} for c in calls],
+                              "total": total})
 
 
 def _call_or_404(request: web.Request) -> Any:
@@ -200,7 +224,7 @@ async def get_call(request: web.Request) -> web.Response:
     st.users.audit(user.name, "read_transcript", rec.id, via=request.get(VIA_KEY, ""))
     meta = dict(rec.meta)
     recording = meta.pop("recording", None) or (rec.source if rec.kind == "transcription" else None)
-    body = {"id": rec.id, "kind": rec.kind, "source": rec.source, "started_at": rec.started_at,
+    body = {"id": rec.id, "kind": rec.kind, "source": _public_source(rec.source), "started_at": rec.started_at,
             "ended_at": rec.ended_at, "duration": rec.duration, "outcome": rec.outcome, "language": rec.language,
             "model": rec.model, "text": rec.text, "meta": meta,
             "segments": st.store.segments(rec.id), "turns": st.store.turns(rec.id), "events": st.store.events(rec.id),
@@ -341,15 +365,20 @@ async def create_job(request: web.Request) -> web.Response:
     st = _state(request)
     if not request.content_type.startswith("multipart/"):
         raise ApiError(415, "upload the recording as multipart/form-data with a field named 'file'")
-    reader = await request.multipart()
-    part = await reader.next()
-    while part is not None and getattr(part, "name", None) != "file":
+    if "boundary=" not in request.headers.get("Content-Type", ""):
+        raise ApiError(400, "a multipart upload needs a boundary in its Content-Type")
+    try:
+        reader = await request.multipart()
         part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise ApiError(400, f"malformed multipart upload: {exc or type(exc).__name__}") from None
     if part is None or not hasattr(part, "read_chunk"):
         raise ApiError(400, "no field named 'file' in the upload")
     from asr.audio import SUPPORTED_EXTENSIONS
 
-    filename = Path(getattr(part, "filename", None) or "upload.wav").name
+    filename = safe_filename(getattr(part, "filename", None))
     suffix = Path(filename).suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         known = ", ".join(sorted(SUPPORTED_EXTENSIONS))
@@ -376,7 +405,7 @@ async def create_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /api/jobs: recent transcription jobs with progress."""
     require(request, "viewer")
-    return web.json_response({"jobs": _state(request).jobs.recent()})
+    return web.json_response({"jobs": [_public_job(j) for j in _state(request).jobs.recent()]})
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -385,7 +414,7 @@ async def get_job(request: web.Request) -> web.Response:
     job = _state(request).jobs.get(request.match_info["job_id"])
     if job is None:
         raise ApiError(404, "no such job")
-    return web.json_response(job)
+    return web.json_response(_public_job(job))
 
 
 async def job_result(request: web.Request) -> web.Response:
@@ -404,7 +433,7 @@ async def job_result(request: web.Request) -> web.Response:
         raise ApiError(409, f"job {job_id} is {job['status']}: no transcript yet")
     st.users.audit(user.name, "read_transcript", job.get("call_id") or job_id, job=job_id, format=fmt)
     text = render(data, fmt)
-    stem = Path(job["filename"]).stem or job_id
+    stem = Path(safe_filename(job["filename"])).stem or job_id
     types = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt", "txt": "text/plain"}
     return web.Response(text=text, content_type=types[fmt], charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
@@ -412,7 +441,7 @@ async def job_result(request: web.Request) -> web.Response:
 
 # ---- knowledge base ---------------------------------------------------------------------
 def _doc_path(request: web.Request, name: str) -> Path:
-    if not _DOC_NAME.match(name) or "/" in name or ".." in name:
+    if not _DOC_NAME.fullmatch(name) or "/" in name or ".." in name:
         raise ApiError(400, "a document name is letters, digits, spaces, '_', '-', '.' ending in .md or .yaml")
     return Path(_state(request).kb_dir) / name
 
@@ -427,7 +456,11 @@ async def list_kb(request: web.Request) -> web.Response:
             # The index skips READMEs (they describe the folder), so the list does too.
             if p.is_file() and p.suffix.lower() in (".md", ".yaml", ".yml") and not p.name.upper().startswith("README"):
                 docs.append({"name": p.name, "size": p.stat().st_size, "modified": p.stat().st_mtime})
-    return web.json_response({"documents": docs, "folder": str(kb), "index": _state(request).kb_status})
+    index = dict(_state(request).kb_status)
+    if isinstance(index.get("error"), str):
+        index["error"] = hide_paths(index["error"])
+    # The folder by name only: its place on the server is no viewer's business.
+    return web.json_response({"documents": docs, "folder": kb.name, "index": index})
 
 
 async def get_kb(request: web.Request) -> web.Response:

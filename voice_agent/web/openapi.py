@@ -63,7 +63,8 @@ def document() -> dict[str, Any]:
         },
         "paths": {
             "/api/session": {
-                "post": _op("Sign in to the console", _json(_OBJ), 400, 401, 429, public=True, body={
+                # 403: an Origin other than this server's or http.allowed_origins; 415: not JSON (login CSRF)
+                "post": _op("Sign in to the console", _json(_OBJ), 400, 401, 403, 413, 415, 429, public=True, body={
                     "required": True, "content": {"application/json": {"schema": {
                         "type": "object", "required": ["username", "password"],
                         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}}),

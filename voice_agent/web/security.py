@@ -107,8 +107,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Conservative browser security headers; the widget script may be embedded by other sites."""
-    response = await handler(request)
+    """Conservative browser security headers, on errors too; the widget script may be embedded by other sites."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and anything json_errors let through
+        _secure(request, exc)
+        raise
+    return _secure(request, response)
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     # The caller page is what the widget frames on other sites; everything else stays unframeable.

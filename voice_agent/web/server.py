@@ -119,7 +119,10 @@ class WebState:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("voice_agent.web").joinpath(name).read_bytes()
+    try:
+        return resources.files("voice_agent.web").joinpath(name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise web.HTTPNotFound(text=f"no asset {name}") from None
 
 
 async def _page(request: web.Request) -> web.Response:
@@ -165,7 +168,8 @@ def make_app(config: Config, store: CallStore, engine: Any = None, *, transcribe
                          privacy=Privacy.from_config(config))
     jobs = JobRunner(config, store, config.data_path / "uploads", transcriber=transcriber)
     state = WebState(config, store, engine, live, jobs)
-    app = web.Application(middlewares=[json_errors, security_headers, make_identity(state.users, state.signer)],
+    # security_headers is outermost, so error responses made by json_errors get the headers too.
+    app = web.Application(middlewares=[security_headers, json_errors, make_identity(state.users, state.signer)],
                           client_max_size=config.http.max_upload_mb * 1024 * 1024 + 65536)
     app[STATE] = state
     app[PROXIES] = Proxies(config.http.trusted_proxies, config.http.allowed_origins)
