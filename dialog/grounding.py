@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dialog.numbers import find_word_numbers
+from dialog.numbers import WORD_VALUES, find_word_numbers
 from dialog.speech import split_sentences, strip_markdown
 
 STOPWORDS = frozenset("""
@@ -22,8 +22,14 @@ you've we've get got make made want like need please thanks thank sure okay ok w
 GENERIC = frozenset("""
 help happy sorry understand apologise apologize afraid inconvenience trouble problem issue question call calling
 caller customer agent colleague moment check look today now right certainly course absolutely thing things way
-know let tell able glad assist good great fine info information answer service brightline telecom
+know let tell able glad assist good great fine info information answer service
 """.split())
+_SCALE = frozenset(("hundred", "thousand", "million", "half", "quarter", "dollar", "cent"))
+COLOURS = frozenset("""
+red green blue amber orange yellow white black purple pink grey gray silver gold flashing blinking steady solid
+""".split())
+_YES_NO = re.compile(r"^\W*(?:yes|yeah|yep|no|nope|sure|of course|certainly|absolutely|correct)\b", re.I)
+_NAME = re.compile(r"\b[A-Z][A-Za-z]*(?:[- ]?\d+)?\b")
 NEGATIONS = re.compile(
     r"\b(?:not|no|never|can't|cannot|don't|doesn't|won't|isn't|aren't|unable|nobody|nothing)\b", re.IGNORECASE)
 META = re.compile(
@@ -101,14 +107,22 @@ class Verdict:
 class Grounding:
     """Checks generated sentences against the retrieved passage and the caller's question."""
 
-    def __init__(self, passage: str, question: str = "", min_support: float = 0.6) -> None:
+    def __init__(self, passage: str, question: str = "", min_support: float = 0.6,
+                 names: Sequence[str] = (), claim_support: float = 0.85) -> None:
         self.passage = passage
         self.question = question
         self.min_support = min_support
+        self.claim_support = claim_support
+        self.generic = GENERIC | {w for n in names for w in content_words(n)}
         self.passage_quantities = quantities(passage)
         self.allowed_quantities = _with_bare_hours(self.passage_quantities) | set(quantities(question))
-        self.vocabulary = set(content_words(passage)) | set(content_words(question)) | GENERIC
+        self.vocabulary = set(content_words(passage)) | set(content_words(question)) | self.generic
         self.passage_negates = bool(NEGATIONS.search(passage))
+        self.own_names = {w.lower() for n in names for w in n.split()}
+        # a claim must be carried by one sentence of the passage
+        windows = split_sentences(strip_markdown(passage)) or [passage]
+        self.windows = [(set(content_words(w)), {c for c in COLOURS if re.search(rf"\b{c}\b", w, re.I)},
+                         _names(w), bool(NEGATIONS.search(w))) for w in windows]
 
     def _adjacent(self, a: str, b: str) -> bool:
         seq = self.passage_quantities
@@ -140,6 +154,31 @@ class Grounding:
             support = sum(w in self.vocabulary for w in words) / len(words)
             if support < self.min_support:
                 return Verdict(False, f"only {support:.0%} of its words come from the passage")
+        return self._claim(text, words)
+
+    def _claim(self, text: str, words: list[str]) -> Verdict:
+        """The sentence's claim (its specific words, colours, names, yes/no) must sit in one passage sentence."""
+        specific = [w for w in words if w not in self.generic and w not in WORD_VALUES and w not in _SCALE]
+        colours = {c for c in COLOURS if re.search(rf"\b{c}\b", text, re.I)}
+        names = {n for n in _names(text) if n not in self.own_names}
+        yes_no = bool(_YES_NO.match(text))
+        if yes_no and len(specific) < 2:
+            return Verdict(False, "a yes or no the passage does not state")
+        if not specific and not colours and not names:
+            return Verdict(True)
+        best = 0.0
+        for vocab, w_colours, w_names, negates in self.windows:
+            if not colours <= w_colours or not names <= w_names:
+                continue
+            if NEGATIONS.search(text) and not negates:
+                continue
+            support = sum(w in vocab for w in specific) / len(specific) if specific else 1.0
+            best = max(best, support)
+        # a colour or a name ties its state to it: stricter than a plain sentence
+        needed = self.claim_support if (colours or names) else self.min_support
+        if best < needed:
+            what = "colour" if colours else "name" if names else "claim"
+            return Verdict(False, f"its {what} is not stated together in one sentence of the passage")
         return Verdict(True)
 
     def covers(self, spoken: str, fact: str) -> bool:
@@ -152,6 +191,19 @@ class Grounding:
         if not fact_w:
             return True
         return len(fact_w & set(content_words(spoken))) / len(fact_w) >= 0.5
+
+
+def _names(text: str) -> set[str]:
+    """Product-like names: capitalised words inside a sentence and words with numbers ('Fiber 500')."""
+    out: set[str] = set()
+    for sentence in split_sentences(text) or [text]:
+        for m in _NAME.finditer(sentence.strip()):
+            if m.start() == 0 and not re.search(r"\d", m.group(0)):
+                continue  # a capital that only starts the sentence
+            word = m.group(0).lower().replace("-", " ")
+            if word not in STOPWORDS and word not in ("i", "i'm"):
+                out.add(word)
+    return out
 
 
 def extractive_answer(question: str, answer: str, max_sentences: int = 2, max_words: int = 40,

@@ -22,15 +22,34 @@ _PLACEHOLDER = re.compile(r"\[(?:CARD|PHONE|EMAIL|ID|NUMBER)\]")
 _ASKS = re.compile(r"\?|^\W*(?:what|when|where|why|how|who|which|can|could|do|does|is|are|will|would|should)\b|"
                    r"\b(?:can|could|would|will)\s+you\b", re.IGNORECASE)
 
-_WHO = (r"(?:a\s+)?(?:human(?:\s+being)?|real\s+person|(?:a\s+)?person|(?:an?\s+)?(?:live\s+)?agent|operator|"
-        r"representative|someone|somebody|(?:a\s+)?manager|supervisor|advis[oe]r|colleague|real\s+human)")
+_REAL = (r"(?:(?:a|an|the|some|your|one\s+of\s+your)\s+)?"
+         r"(?:(?:real|actual|live|proper|living|breathing|flesh[- ]and[- ]blood)\s+)*")
+_PEOPLE = (r"(?:human(?:\s+beings?)?|humans|person|people|agent|operator|representative|rep|someone|somebody|"
+           r"anyone|anybody|manager|supervisor|advis[oe]r|colleague|staff(?:\s+member)?|customer\s+service|"
+           r"team\s+member|man|woman)")
+_WHO = _REAL + _PEOPLE
 _HUMAN = re.compile(
-    rf"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:an?\s+|the\s+|your\s+)?{_WHO}|"
-    rf"\b(?:put|transfer|connect|pass|get)\s+me\s+(?:through\s+)?(?:to|with)\s+(?:an?\s+|the\s+)?{_WHO}|"
-    rf"\b(?:want|need|like|give\s+me|get\s+me)\s+(?:to\s+(?:speak|talk)\s+to\s+)?(?:an?\s+|the\s+)?"
-    r"(?:human|real\s+person|person|live\s+agent|agent|operator|representative|manager|supervisor)\b|"
+    # "can I talk to an actual person", "let me speak with someone", "I'd like to speak to a manager"
+    rf"\b(?:speak|talk|chat)(?:ing)?\s+(?:to|with)\s+{_WHO}\b|"
+    # "put me through to someone", "transfer me to an agent", "connect me with a human"
+    rf"\b(?:put|transfer|connect|pass|get|send|forward|switch)\s+me\s+(?:through\s+|over\s+|across\s+)?"
+    rf"(?:to|with)\s+{_WHO}\b|"
+    # "I want a real human", "I need an operator", "give me a person"
+    rf"\b(?:want|need|like|give\s+me|get\s+me|prefer|ask\s+for|request)\s+(?:to\s+(?:speak|talk)\s+to\s+)?"
+    rf"{_REAL}(?:human(?:\s+being)?|real\s+person|person|agent|operator|representative|manager|supervisor)\b|"
+    # "are you a robot? I want a person"
     r"\bare\s+you\s+(?:a\s+)?(?:robot|bot|machine)\b.*\b(?:human|person)\b|"
-    r"^\s*(?:human|agent|operator|representative|real\s+person|person\s+please)\W*(?:please)?\W*$",
+    # a bare "operator", "agent please", "a real human", "human being please"
+    rf"^\W*(?:(?:can\s+i\s+(?:have|get)|i\s+want)\s+)?{_REAL}"
+    r"(?:human(?:\s+being)?|agent|operator|representative|person)\W*(?:please|now|thanks?)?\W*$",
+    re.IGNORECASE,
+)
+# near misses: a person who comes to the house, someone the caller spoke to before, a human as a topic
+_NOT_HUMAN = re.compile(
+    r"\b(?:spoke|talked|spoken|talking)\s+(?:to|with)\s+(?:someone|somebody|a\s+person|an?\s+agent)\s+"
+    r"(?:last|yesterday|earlier|before|already|on\s+\w+day)|"
+    r"\b(?:person|someone|somebody|engineer|technician)\s+(?:come|coming|visit|to\s+come|to\s+visit)\b|"
+    r"\bis\s+(?:an?\s+|the\s+)?(?:engineer|technician|installer)\s+a\s+(?:real\s+)?person\b",
     re.IGNORECASE,
 )
 _GOODBYE = re.compile(
@@ -72,7 +91,7 @@ def detect_intent(text: str, dtmf: str | None = None) -> Intent:
     if dtmf:
         return Intent(MENU, dtmf.strip()[:1])
     t = " ".join(text.split())
-    if _HUMAN.search(t):
+    if _HUMAN.search(t) and not _NOT_HUMAN.search(t):
         return Intent(HUMAN)
     if _REPEAT.search(t):
         return Intent(REPEAT)

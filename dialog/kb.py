@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from dialog.embeddings import Embedder
+from dialog.embeddings import E5Embedder, Embedder, shared_e5
 from dialog.errors import KnowledgeBaseError
+from dialog.retrieval import LexicalIndex, Unit, build_units, rank
 
 log = logging.getLogger(__name__)
-INDEX_VERSION = 2  # bump when chunking changes so old caches are rebuilt
+INDEX_VERSION = 3  # bump when chunking or the embedded units change so old caches are rebuilt
 DOC_SUFFIXES = (".md", ".markdown", ".yaml", ".yml")
+SETTINGS_FILES = ("assistant.yaml", "assistant.yml")  # the company's own settings, not documents
+SETTING_KEYS = ("company", "agent_name", "persona", "greeting", "menu", "example")
 MAX_CHUNK_WORDS = 90
 
 
@@ -33,18 +35,43 @@ class Passage:
     answer: str
     source: str
     also: list[str] = field(default_factory=list)
+    short: str = ""  # optional `label:` of the entry, for clarifying questions
 
-    def embed_texts(self) -> list[str]:
-        """Texts embedded for retrieval: each way of asking, and the answer in its topic."""
-        return [self.question, *self.also, f"{self.topic}: {self.question} {self.answer}"]
+    def lexical_text(self) -> str:
+        """The words BM25 indexes."""
+        return " ".join([self.topic, self.question, *self.also, self.answer])
+
+    @property
+    def label(self) -> str:
+        """How the agent names this entry when it asks which one the caller means."""
+        return self.short or self.question.rstrip("?. ")
 
 
 @dataclass
 class Hit:
-    """A retrieved passage and its cosine similarity to the query."""
+    """A retrieved passage: its absolute relevance (0..1) and its fused rank score (z units)."""
 
     passage: Passage
     score: float
+    fused: float = 0.0
+
+
+@dataclass
+class Retrieval:
+    """Candidates for one query, best first, and the fused margin between the first two."""
+
+    hits: list[Hit]
+    margin: float
+
+    def tier(self, min_score: float, answer_score: float, clarify_margin: float) -> tuple[str, list[Hit]]:
+        """"answer" (one hit), "clarify" (the one or two hits to name) or "not_found" (none)."""
+        hits = self.hits
+        if not hits or hits[0].score < min_score:
+            return "not_found", []
+        if hits[0].score >= answer_score and self.margin >= clarify_margin:
+            return "answer", hits[:1]
+        close = [h for h in hits[1:2] if h.score >= min_score and hits[0].fused - h.fused < clarify_margin]
+        return "clarify", [hits[0], *close]
 
 
 def _markdown_passages(path: Path, root: Path) -> list[Passage]:
@@ -89,9 +116,37 @@ def _yaml_passages(path: Path, root: Path) -> list[Passage]:
         if not isinstance(entry, dict) or not entry.get("answer") or not entry.get("question"):
             raise KnowledgeBaseError(f"{path}: entry {i + 1} needs `question` and `answer`")
         also = entry.get("also") or []
+        if not isinstance(also, list):
+            raise KnowledgeBaseError(f"{path}: entry {i + 1}: `also` must be a list of phrasings")
         out.append(Passage(str(entry.get("id") or f"{path.stem}-{i + 1}"), topic, str(entry["question"]).strip(),
-                           " ".join(str(entry["answer"]).split()), rel, [str(a) for a in also]))
+                           " ".join(str(entry["answer"]).split()), rel, [str(a) for a in also],
+                           str(entry.get("label") or "").strip()))
     return out
+
+
+def kb_settings(kb_dir: Path) -> dict[str, Any]:
+    """The company's settings kept beside its documents (assistant.yaml): name, agent, persona, menu, example."""
+    for name in SETTINGS_FILES:
+        path = kb_dir / name
+        if not path.is_file():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise KnowledgeBaseError(f"{path}: not valid YAML ({exc}); fix it or remove it") from None
+        if not isinstance(data, dict):
+            raise KnowledgeBaseError(f"{path}: expected keys like company:, agent_name:, menu:")
+        unknown = sorted(set(data) - set(SETTING_KEYS))
+        if unknown:
+            raise KnowledgeBaseError(f"{path}: unknown keys {unknown} (known: {', '.join(SETTING_KEYS)})")
+        example = data.get("example")
+        if example is not None and not (isinstance(example, dict) and {"facts", "question", "answer"} <= set(example)):
+            raise KnowledgeBaseError(f"{path}: `example` needs facts, question and answer")
+        menu = data.get("menu")
+        if menu is not None and not isinstance(menu, list):
+            raise KnowledgeBaseError(f"{path}: `menu` must be a list like ['1=billing', '0=agent']")
+        return data
+    return {}
 
 
 def document_files(kb_dir: Path) -> list[Path]:
@@ -101,7 +156,7 @@ def document_files(kb_dir: Path) -> list[Path]:
             f"knowledge base folder {kb_dir} does not exist: set dialog.kb_dir to a folder of .md/.yaml documents"
         )
     files = sorted(p for p in kb_dir.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES
-                   and not p.name.upper().startswith("README"))
+                   and not p.name.upper().startswith("README") and p.name not in SETTINGS_FILES)
     if not files:
         raise KnowledgeBaseError(
             f"knowledge base folder {kb_dir} has no .md or .yaml documents: add some (see examples/kb for the format)"
@@ -135,15 +190,20 @@ def fingerprint(kb_dir: Path, model_name: str) -> str:
 
 
 class KnowledgeBase:
-    """Top-k retrieval over a KB folder; the embedding index is cached under cache_dir/kb."""
+    """Hybrid retrieval over a KB folder (see dialog.retrieval); the embeddings are cached under cache_dir/kb."""
 
-    def __init__(self, kb_dir: Path, embedder: Embedder, cache_dir: Path | None = None) -> None:
+    def __init__(self, kb_dir: Path, embedder: Embedder, cache_dir: Path | None = None,
+                 e5: E5Embedder | None = None) -> None:
         self.kb_dir = Path(kb_dir)
         self.embedder = embedder
+        self.e5 = e5 or shared_e5()
         self.cache_dir = cache_dir
         self.passages: list[Passage] = []
-        self.matrix = np.zeros((0, 384), dtype=np.float32)
-        self.owner = np.zeros(0, dtype=np.int64)  # row of matrix -> index into passages
+        self.units: list[Unit] = []
+        self.vectors: dict[str, np.ndarray] = {}
+        self.owner = np.zeros(0, dtype=np.int64)  # unit -> index into passages
+        self.kinds = np.zeros(0, dtype="<U8")
+        self.lexical: LexicalIndex | None = None
         self.rebuilt = False  # whether the last load embedded the documents (False: read from cache)
         self._lock = threading.Lock()
         self._loaded = False
@@ -156,33 +216,36 @@ class KnowledgeBase:
         key = hashlib.sha256(str(self.kb_dir.resolve()).encode()).hexdigest()[:16]
         return self.cache_dir / "kb" / f"{key}.npz"
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """MiniLM vectors of every unit (rows owned by `owner`)."""
+        return self.vectors.get("minilm", np.zeros((0, 384), dtype=np.float32))
+
     def load(self) -> None:
         """Read the cached index, or embed the documents when they changed since it was written."""
         with self._lock:
-            fp = fingerprint(self.kb_dir, self.embedder.name)
+            fp = fingerprint(self.kb_dir, f"{self.embedder.name}+{self.e5.name}")
             path = self.index_path
+            self.passages = load_passages(self.kb_dir)
+            self.units = build_units([p.question for p in self.passages], [p.answer for p in self.passages],
+                                     [p.topic for p in self.passages], [p.also for p in self.passages])
+            self.owner = np.asarray([u.owner for u in self.units], dtype=np.int64)
+            self.kinds = np.asarray([u.kind for u in self.units])
+            self.lexical = LexicalIndex([p.lexical_text() for p in self.passages])
+            self.e5.load()
             if path is not None and path.is_file():
                 try:
                     with np.load(path, allow_pickle=False) as data:
                         if str(data["fingerprint"]) == fp:
-                            meta = json.loads(str(data["passages"]))
-                            self.passages = [Passage(**p) for p in meta]
-                            self.matrix = np.asarray(data["matrix"], dtype=np.float32)
-                            self.owner = np.asarray(data["owner"], dtype=np.int64)
+                            self.vectors = {"minilm": np.asarray(data["minilm"], dtype=np.float32),
+                                            "e5": np.asarray(data["e5"], dtype=np.float32)}
                             self.rebuilt = False
                             self._loaded = True
                             return
                 except (OSError, KeyError, ValueError) as exc:
                     log.warning("KB index cache %s unreadable (%s): rebuilding", path, exc)
-            self.passages = load_passages(self.kb_dir)
-            texts: list[str] = []
-            owners: list[int] = []
-            for i, p in enumerate(self.passages):
-                for text in p.embed_texts():
-                    texts.append(text)
-                    owners.append(i)
-            self.matrix = self.embedder.encode(texts)
-            self.owner = np.asarray(owners, dtype=np.int64)
+            texts = [u.text for u in self.units]
+            self.vectors = {"minilm": self.embedder.encode(texts), "e5": self.e5.passage(texts)}
             self.rebuilt = True
             self._loaded = True
             if path is not None:
@@ -192,8 +255,7 @@ class KnowledgeBase:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, fingerprint=np.array(fp), matrix=self.matrix, owner=self.owner,
-                     passages=np.array(json.dumps([asdict(p) for p in self.passages])))
+            np.savez(tmp, fingerprint=np.array(fp), minilm=self.vectors["minilm"], e5=self.vectors["e5"])
             tmp.replace(path)
         except OSError as exc:  # a read-only cache only costs time on the next start
             log.warning("cannot write KB index cache %s: %s", path, exc)
@@ -203,28 +265,40 @@ class KnowledgeBase:
         if not self._loaded:
             self.load()
 
+    def index_of(self, passage_id: str) -> int | None:
+        """Position of a passage by id."""
+        return next((i for i, p in enumerate(self.passages) if p.id == passage_id), None)
+
     def search(self, query: str, k: int = 3) -> list[Hit]:
-        """The k passages most similar to the query, best first."""
-        self.ensure_loaded()
-        if not query.strip():
-            return []
-        q = self.embedder.encode_one(query)
-        return self.search_vector(q, k, query)
+        """The k passages that best answer the query, best first."""
+        return self.retrieve(query, k).hits
 
     def search_vector(self, vector: np.ndarray, k: int = 3, query: str = "") -> list[Hit]:
-        """Top-k passages by their best-matching phrasing; a number the query names must match exactly."""
+        """search() with the query's MiniLM vector already computed (shared with the sentiment head)."""
+        return self.retrieve(query, k, minilm_vector=vector).hits
+
+    def retrieve(self, query: str, k: int = 3, *, minilm_vector: np.ndarray | None = None,
+                 boost: dict[str, float] | None = None) -> Retrieval:
+        """Ranked candidates and the margin between the first two; boost adds fused score by passage id."""
         self.ensure_loaded()
-        rows = self.matrix @ vector
-        scores = np.full(len(self.passages), -1.0, dtype=np.float32)
-        np.maximum.at(scores, self.owner, rows)
-        # "Fiber 500" and "Fiber 1000" embed almost alike: an exact number decides
-        numbers = set(re.findall(r"\d+", query))
-        if numbers:
-            for i, p in enumerate(self.passages):
-                if numbers & set(re.findall(r"\d+", p.question + " " + " ".join(p.also))):
-                    scores[i] += 0.05
-        order = np.argsort(-scores)[:k]
-        return [Hit(self.passages[i], float(min(scores[i], 1.0))) for i in order]
+        if not query.strip() or not self.passages:
+            return Retrieval([], 0.0)
+        assert self.lexical is not None
+        q_minilm = minilm_vector if minilm_vector is not None else self.embedder.encode_one(query)
+        q_e5 = self.e5.query([query])[0]
+        extra: np.ndarray | None = None
+        if boost:
+            extra = np.zeros(len(self.passages), dtype=np.float32)
+            for pid, value in boost.items():
+                idx = self.index_of(pid)
+                if idx is not None:
+                    extra[idx] += value
+        ranking = rank(query, unit_vectors=self.vectors, query_vectors={"minilm": q_minilm, "e5": q_e5},
+                       owners=self.owner, kinds=self.kinds, lexical=self.lexical,
+                       answers=[p.answer for p in self.passages],
+                       titles=[f"{p.question} {' '.join(p.also)}" for p in self.passages], boost=extra, k=k)
+        hits = [Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in ranking.scored]
+        return Retrieval(hits, ranking.margin)
 
     def vocabulary(self, limit: int = 60) -> list[str]:
         """Distinctive words of the KB (product names, places): a hint for speech recognition."""

@@ -13,6 +13,8 @@ from dialog.errors import OptionsError
 
 PII_KINDS = ("card", "phone", "email", "national_id", "spoken_digits")
 BACKENDS = ("local", "openai")
+ANSWER_STYLES = ("extract", "generate")
+DEFAULT_PERSONA = "a calm, friendly phone support agent"
 LOCAL_DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -32,9 +34,9 @@ class DialogOptions:
     """Everything the brain can be told; mirrors voice_agent.config.DialogConfig field by field."""
 
     kb_dir: str = ""  # empty: the example KB in examples/kb
-    company: str = "Brightline Telecom"
-    agent_name: str = "Sam"
-    persona: str = "a calm, friendly phone support agent"
+    company: str = ""  # empty: from the KB folder's assistant.yaml
+    agent_name: str = ""  # empty: from assistant.yaml
+    persona: str = ""  # empty: from assistant.yaml, else a calm, friendly phone support agent
     greeting: str = ""  # empty: built from agent_name and company
     backend: str = "local"  # "local" (transformers on this machine) | "openai" (any compatible server)
     model: str = LOCAL_DEFAULT_MODEL  # local: this name or a transformers directory; openai: the served name
@@ -46,19 +48,23 @@ class DialogOptions:
     first_token_timeout_s: float = 2.5  # slower than this: answer from the passage
     reply_timeout_s: float = 6.0
     top_k: int = 3
-    min_score: float = 0.55  # cosine similarity below which the KB "does not know"
+    min_score: float = 0.3  # KB relevance below which the brain says it does not know
+    answer_score: float = 0.4  # relevance from which it answers without asking (with a clear margin)
+    clarify_margin: float = 0.6  # fused-score lead over the runner-up needed to answer without asking
+    answer_style: str = "extract"  # "extract": the passage's own sentences | "generate": the LLM, guarded
     history_turns: int = 3
     sentiment_head: str = ""  # empty: the head shipped in dialog/data
     escalate_negative_turns: int = 3
     escalate_kb_failures: int = 2
     acknowledge: bool = True  # speak a short cached "Okay." while the answer is generated
-    menu: list[str] = field(default_factory=lambda: ["1=billing", "2=internet outage", "3=moving home", "0=agent"])
+    menu: list[str] = field(default_factory=list)  # empty: from assistant.yaml; DIGIT=topic items
     redact: list[str] = field(default_factory=lambda: list(PII_KINDS))
     redact_transcripts: bool = True
     redact_logs: bool = True
     redact_store: bool = True
 
     def __post_init__(self) -> None:
+        self.example: dict[str, str] = {}  # the prompt's worked example (facts, question, answer), from the KB
         self.validate()
 
     def validate(self) -> None:
@@ -71,8 +77,17 @@ class DialogOptions:
         for name in ("top_k", "max_new_tokens", "escalate_negative_turns", "escalate_kb_failures"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"dialog.{name} must be at least 1 (got {getattr(self, name)})")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise OptionsError(f"dialog.min_score must be between 0 and 1 (got {self.min_score})")
+        for name in ("min_score", "answer_score"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise OptionsError(f"dialog.{name} must be between 0 and 1 (got {getattr(self, name)})")
+        if self.answer_score < self.min_score:
+            raise OptionsError(f"dialog.answer_score ({self.answer_score}) must not be below dialog.min_score "
+                               f"({self.min_score})")
+        if self.clarify_margin < 0:
+            raise OptionsError(f"dialog.clarify_margin must be >= 0 (got {self.clarify_margin})")
+        if self.answer_style not in ANSWER_STYLES:
+            raise OptionsError(f"dialog.answer_style={self.answer_style!r} is unknown: use one of "
+                               f"{', '.join(ANSWER_STYLES)}")
         self.menu_map()
 
     def menu_map(self) -> dict[str, str]:
@@ -84,6 +99,20 @@ class DialogOptions:
             if not sep or len(digit) != 1 or digit not in "0123456789*#" or not topic.strip():
                 raise OptionsError(f"dialog.menu entry {item!r}: expected DIGIT=topic, e.g. 1=billing")
             out[digit] = topic.strip()
+        return out
+
+    def with_kb_settings(self, settings: Mapping[str, Any]) -> DialogOptions:
+        """A copy where every field left empty takes the KB folder's own setting (assistant.yaml)."""
+        values = dataclasses.asdict(self)
+        for key in ("company", "agent_name", "persona", "greeting", "menu"):
+            if not values.get(key) and settings.get(key):
+                values[key] = settings[key] if key == "menu" else str(settings[key]).strip()
+        if not values["persona"]:
+            values["persona"] = DEFAULT_PERSONA
+        out = DialogOptions(**values)
+        example = settings.get("example")
+        if isinstance(example, Mapping):
+            out.example = {k: str(example[k]) for k in ("facts", "question", "answer")}
         return out
 
     @property

@@ -6,16 +6,16 @@ from dialog.conversation import Turn
 from dialog.llm.base import Message
 from dialog.options import DialogOptions
 
-# One worked example teaches a 135M model to restate the facts instead of chatting; it stays at the front of
-# every prompt so that its KV cache is reused from turn to turn.
-EXAMPLE_FACTS = "Our shops are open Monday to Saturday from 10 AM to 6 PM."
-EXAMPLE_QUESTION = "When can I visit a shop?"
-EXAMPLE_ANSWER = "Our shops are open Monday to Saturday from 10 AM to 6 PM."
+# One worked example (options.example: from the KB's assistant.yaml, else the KB's first entry) teaches a 135M
+# model to restate the facts instead of chatting; it stays at the front of every prompt so that its KV cache is
+# reused from turn to turn.
 
 
 def system_prompt(options: DialogOptions) -> str:
     """Who the agent is and how it speaks."""
-    return (f"You are {options.agent_name}, {options.persona} at {options.company}. "
+    who = f"You are {options.agent_name}, " if options.agent_name else "You are "
+    where = f" at {options.company}" if options.company else ""
+    return (f"{who}{options.persona}{where}. "
             "Answer the caller in one or two short sentences using only the facts given. "
             "Speak plainly: no lists, no markdown.")
 
@@ -32,11 +32,11 @@ def mood_cue(upset: bool, pleased: bool) -> str:
 def build_messages(options: DialogOptions, passage: str, question: str, history: list[Turn],
                    upset: bool = False, pleased: bool = False) -> list[Message]:
     """Chat messages for one turn; history turns carry no facts, so old passages cannot leak into the answer."""
-    messages: list[Message] = [
-        {"role": "system", "content": system_prompt(options)},
-        {"role": "user", "content": f"Facts: {EXAMPLE_FACTS}\n\nCaller: {EXAMPLE_QUESTION}"},
-        {"role": "assistant", "content": EXAMPLE_ANSWER},
-    ]
+    messages: list[Message] = [{"role": "system", "content": system_prompt(options)}]
+    ex = options.example
+    if ex:
+        messages.append({"role": "user", "content": f"Facts: {ex['facts']}\n\nCaller: {ex['question']}"})
+        messages.append({"role": "assistant", "content": ex["answer"]})
     for turn in history[-options.history_turns:] if options.history_turns > 0 else []:
         messages.append({"role": "user", "content": f"Caller: {turn.caller}"})
         messages.append({"role": "assistant", "content": turn.agent})

@@ -94,9 +94,9 @@ class DialogConfig:
     """
 
     kb_dir: str = ""  # empty: the example KB shipped in examples/kb
-    company: str = "Brightline Telecom"
-    agent_name: str = "Sam"
-    persona: str = "a calm, friendly phone support agent"
+    company: str = ""  # empty: from the KB folder's assistant.yaml
+    agent_name: str = ""  # empty: from assistant.yaml
+    persona: str = ""  # empty: from assistant.yaml, else a calm, friendly phone support agent
     greeting: str = ""  # empty: built from agent_name and company
     backend: str = "local"  # "local" (transformers, offline) | "openai" (vLLM, llama.cpp server, Ollama)
     model: str = "smollm2-135m-instruct"  # local: this name or a transformers directory; openai: served name
@@ -108,13 +108,16 @@ class DialogConfig:
     first_token_timeout_s: float = 2.5  # slower: answer from the passage
     reply_timeout_s: float = 6.0
     top_k: int = 3
-    min_score: float = 0.55  # KB similarity below which the brain says it does not know
+    min_score: float = 0.3  # KB relevance below which the brain says it does not know
+    answer_score: float = 0.4  # relevance from which it answers without asking (with a clear margin)
+    clarify_margin: float = 0.6  # fused-score lead over the runner-up needed to answer without asking
+    answer_style: str = "extract"  # "extract": the passage's own sentences | "generate": the LLM, guarded
     history_turns: int = 3
     sentiment_head: str = ""  # empty: the head shipped in dialog/data
     escalate_negative_turns: int = 3
     escalate_kb_failures: int = 2
     acknowledge: bool = True  # a short "Okay." first, while the answer is generated
-    menu: list[str] = field(default_factory=lambda: ["1=billing", "2=internet outage", "3=moving home", "0=agent"])
+    menu: list[str] = field(default_factory=list)  # empty: from assistant.yaml; DIGIT=topic items
     redact: list[str] = field(default_factory=lambda: ["card", "phone", "email", "national_id", "spoken_digits"])
     redact_transcripts: bool = True
     redact_logs: bool = True

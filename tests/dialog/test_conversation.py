@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dialog import Conversation, DialogOptions
-from dialog.conversation import ANSWER, ESCALATE, GOODBYE, MENU, NOT_FOUND, REPEAT
+from dialog.conversation import ANSWER, CLARIFY, ESCALATE, GOODBYE, MENU, NOT_FOUND, REPEAT
 
 
 def ask(c: Conversation, text: str, valence: float = 0.0, score: float | None = 0.8, **kw: object) -> str:
@@ -67,7 +67,7 @@ def test_yes_after_an_offer_escalates_and_no_after_anything_else_hangs_up() -> N
 
 
 def test_goodbye_repeat_menu() -> None:
-    c = Conversation()
+    c = Conversation(DialogOptions(menu=["1=billing", "0=agent"]))
     ask(c, "when is my bill issued")
     assert ask(c, "say that again") == REPEAT
     assert c.last_reply() == "reply to when is my bill issued"
@@ -87,3 +87,23 @@ def test_retract_restores_state() -> None:
     c.retract()
     assert (c.kb_failures, c.mood.mood, len(c.history)) == before
     assert not c.escalated
+
+
+def test_clarifying_is_not_a_kb_failure() -> None:
+    c = Conversation(DialogOptions(escalate_kb_failures=2))
+    assert c.decide("how much is it", best_score=0.35, tier=CLARIFY).action == CLARIFY
+    assert c.decide("the other thing", best_score=0.35, tier=CLARIFY).action == CLARIFY
+    assert c.kb_failures == 0 and not c.escalated
+    assert c.decide("do you sell bicycles", best_score=0.1, tier=NOT_FOUND).action == NOT_FOUND
+    d = c.decide("and scooters", best_score=0.1, tier=NOT_FOUND)
+    assert d.escalate and c.kb_failures == 2
+
+
+def test_clarification_state_is_undone_with_the_turn() -> None:
+    c = Conversation()
+    c.decide("how much is it", best_score=0.35, tier=CLARIFY)
+    c.ask_which(["a", "b"], "how much is it")
+    c.decide("the first", best_score=0.35, tier=CLARIFY)  # a new turn clears it
+    assert c.clarifying == []
+    c.retract()
+    assert c.clarifying == ["a", "b"] and c.clarified_question == "how much is it"
