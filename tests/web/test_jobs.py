@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,29 @@ async def test_bad_uploads_fail_clearly(jobs_client: TestClient[Any, Any], gener
     assert job["status"] == "failed" and job["error"]
     early = await jobs_client.get(f"/api/jobs/{job['id']}/result", headers=agent)
     assert early.status == 409 and "failed" in (await early.json())["error"]
+
+
+async def test_card_read_aloud_never_reaches_job_results(jobs_client: TestClient[Any, Any], store: CallStore,
+                                                         tmp_path: Path, tokens: dict[str, str]) -> None:
+    """Whisper writes a card read in groups as "4-5-3-9, 5-7-8-7, ..." : redacted in every copy of the job."""
+    from audio_fixtures.make_fixtures import SR, _place, speak, write_wav
+
+    card = "4539578763621486"
+    said = speak("sure, it is " + ", ".join(" ".join(card[i : i + 4]) for i in range(0, 16, 4)),
+                 voice="en-us+m3", speed=130, pitch=35) * 0.8
+    path = tmp_path / "card.wav"
+    write_wav(path, _place([(0.3, said)], 0.6 + len(said) / SR))
+    agent = {"Authorization": f"Bearer {tokens['ann']}"}
+    r = await jobs_client.post("/api/jobs", data=upload(path), headers=agent)
+    assert r.status == 201, await r.text()
+    done = await finished(jobs_client, (await r.json())["id"], agent)
+    assert done["status"] == "done", done
+    texts = []
+    for fmt in ("json", "txt", "srt", "vtt"):
+        texts.append(await (await jobs_client.get(f"/api/jobs/{done['id']}/result?format={fmt}", headers=agent)).text())
+    texts.append(await (await jobs_client.get(f"/api/calls/{done['call_id']}", headers=agent)).text())
+    texts.append(await (await jobs_client.get("/api/calls", headers=agent)).text())
+    assert "[CARD]" in texts[1], texts[1]
+    for text in texts:
+        runs = [re.sub(r"\D", "", m) for m in re.findall(r"\d(?:[\s,.\-]{0,3}\d){3,}", text)]
+        assert not [d for d in runs if any(d[i : i + 4] in card for i in range(len(d) - 3))], text
