@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from telephony.sip.transport import TcpLimits
 from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, rtp_media
 from voice_agent import metrics
 from voice_agent.config import Config, ConfigError, SipConfig
+from voice_agent.guard import CallFault, GuardedBrain, GuardedRecognizer
 from voice_agent.logs import call_id_var, log_event
 from voice_agent.records import save_call, save_turn
 from voice_agent.session import CallResult, CallSession
@@ -233,7 +234,12 @@ class PhoneFrontend:
         on_turn = await self._live_record(call, cid, started)
         session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event,
                                        on_turn=on_turn)
+        # A model that raises ends this call (BYE, stored as error with the reason), never the others.
+        fault = CallFault(asyncio.get_running_loop())
+        session.brain = GuardedBrain(session.brain, fault)
+        session.recognizer = cast(Any, GuardedRecognizer(session.recognizer, fault))  # same recognize() for the session
         pumps = [asyncio.ensure_future(_pump_dtmf(q, session)) for q in (media.dtmf, call.dtmf)]
+        pumps.append(asyncio.ensure_future(_hang_up_on_fault(call, fault, cid)))
 
         async def sink(frame: np.ndarray) -> None:
             if call.state != "ended":
@@ -241,9 +247,17 @@ class PhoneFrontend:
 
         try:
             result = await session.run(_until_ended(media.frames(), call), sink)
+        except Exception as exc:  # e.g. the greeting failed before the conversation began
+            fault.set("session", exc)
+            if call.state != "ended":
+                await call.hangup("error")
+            result = CallResult(cid, "error", time.time() - started, [], [], [], [], None)
         finally:
             for p in pumps:
                 p.cancel()
+        if fault.reason is not None:
+            result.outcome = "error"
+            result.events.append({"type": "error", "t": round(time.time() - started, 3), "reason": fault.reason})
         if call.state != "ended" and (result.outcome == "transferred" or transfer):
             summary = str((result.transfer or {}).get("summary") or transfer.get("summary") or "")
             result.transfer = {**(result.transfer or {}), **await self.transfer(call, summary)}
@@ -362,6 +376,13 @@ async def _until_ended(frames: AsyncIterator[np.ndarray], call: Call) -> AsyncIt
         if call.state == "ended":
             return
         yield frame
+
+
+async def _hang_up_on_fault(call: Call, fault: CallFault, cid: str) -> None:
+    reason = await fault.wait()
+    log_event(log, "phone_call_fault", logging.ERROR, call_id=cid, reason=reason)
+    if call.state != "ended":
+        await call.hangup("error")
 
 
 async def _pump_dtmf(queue: asyncio.Queue[str], session: CallSession) -> None:

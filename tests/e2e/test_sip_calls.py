@@ -54,9 +54,10 @@ def engine(engine_home: Path) -> Any:
 class PhoneServer:
     """A PhoneFrontend on its own event loop in a thread (the test drives peers synchronously)."""
 
-    def __init__(self, config: Config, engine: Any) -> None:
+    def __init__(self, config: Config, engine: Any, media: Any = None) -> None:
         self.loop = asyncio.new_event_loop()
-        self.frontend = PhoneFrontend(config, engine_factory(engine), voice=engine.voice)
+        extra = {"media": media} if media is not None else {}
+        self.frontend = PhoneFrontend(config, engine_factory(engine), voice=engine.voice, **extra)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.run(engine.warm_up())
@@ -91,13 +92,17 @@ def server(engine: Any, engine_home: Path) -> Iterator[PhoneServer]:
     srv.stop()
 
 
-def _sipp(scenario: str, target: str, cwd: Path, timeout: int = 60, port: int | None = None) -> None:
+def _sipp_cmd(scenario: str, target: str, cwd: Path, timeout: int = 60, port: int | None = None,
+              err: str = "sipp.err") -> list[str]:
     need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
-    proc = subprocess.run(
-        ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", "1", "-i", "127.0.0.1",
-         "-p", str(port or free_port()), "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", f"{timeout}s",
-         "-timeout_error", "-trace_err", "-error_file", str(cwd / "sipp.err"), target],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout + 15, check=False)
+    return ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", "1", "-i", "127.0.0.1",
+            "-p", str(port or free_port()), "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", f"{timeout}s",
+            "-timeout_error", "-trace_err", "-error_file", str(cwd / err), target]
+
+
+def _sipp(scenario: str, target: str, cwd: Path, timeout: int = 60, port: int | None = None) -> None:
+    proc = subprocess.run(_sipp_cmd(scenario, target, cwd, timeout, port),
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout + 15, check=False)
     errors = (cwd / "sipp.err").read_text(errors="replace") if (cwd / "sipp.err").exists() else ""
     assert proc.returncode == 0, proc.stdout[-2000:] + errors
 
@@ -231,3 +236,192 @@ def test_sipp_streams_a_caller_fixture_as_mulaw(server: PhoneServer, generated: 
     # the answer's content is not asserted here (the 16 kHz e2e tests check it); the turn must be answered.
     assert turn.agent_text.strip() and turn.voice_to_voice_ms is not None
     assert result.recording and Path(result.recording).exists()
+
+
+def _caller_ul(generated: Gen, tmp_path: Path, seconds: int = 14) -> None:
+    """caller.ul for the sipp stream scenarios: the multi-turn caller's first seconds as 8 kHz mu-law."""
+    from telephony.g711 import encode_ulaw
+
+    audio = np.asarray(load_audio(generated[0] / "caller_multiturn.wav"))
+    audio = (audio[0] if audio.ndim == 2 else audio)[: 16000 * seconds]
+    (tmp_path / "caller.ul").write_bytes(encode_ulaw(resample(audio, 16000, 8000)))
+
+
+ASKED = {"saturday", "opening", "hours", "hour"}  # "What are your opening hours on Saturday?"
+HOURS_ANSWER = {"saturday", "open", "opening", "hours", "am", "pm", "monday", "friday", "weekend"}
+
+
+class ImpairmentProxy:
+    """A UDP relay on loopback that drops and delays packets both ways, from a seeded RNG.
+
+    ``edge`` faces the caller (its port goes into the agent's SDP); ``inner`` faces the agent's
+    real RTP socket. Every packet is dropped with probability ``loss`` or held for a uniformly
+    drawn 0..``jitter`` seconds (so packets also arrive out of order).
+    """
+
+    def __init__(self, seed: int, loss: float, jitter: float) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.loss, self.jitter = loss, jitter
+        self.agent: tuple[str, int] | None = None  # the agent's real RTP address
+        self.caller: tuple[str, int] | None = None  # the caller's RTP address (from the offer)
+        self.edge: asyncio.DatagramTransport | None = None
+        self.inner: asyncio.DatagramTransport | None = None
+        self.counts = {"to_agent": 0, "to_caller": 0, "dropped": 0}
+
+    async def open(self) -> ImpairmentProxy:
+        loop = asyncio.get_running_loop()
+        proxy = self
+
+        class Side(asyncio.DatagramProtocol):
+            def __init__(self, to_agent: bool) -> None:
+                self.to_agent = to_agent
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                proxy.relay(data, self.to_agent)
+
+        self.edge, _ = await loop.create_datagram_endpoint(lambda: Side(True), local_addr=("127.0.0.1", 0))
+        self.inner, _ = await loop.create_datagram_endpoint(lambda: Side(False), local_addr=("127.0.0.1", 0))
+        return self
+
+    def port(self, which: str) -> int:
+        transport = self.edge if which == "edge" else self.inner
+        assert transport is not None
+        return int(transport.get_extra_info("sockname")[1])
+
+    def relay(self, data: bytes, to_agent: bool) -> None:
+        if self.rng.random() < self.loss:
+            self.counts["dropped"] += 1
+            return
+        out, dest = (self.inner, self.agent) if to_agent else (self.edge, self.caller)
+        if out is None or dest is None:
+            return
+        self.counts["to_agent" if to_agent else "to_caller"] += 1
+        asyncio.get_running_loop().call_later(self.rng.uniform(0, self.jitter), out.sendto, data, dest)
+
+    def close(self) -> None:
+        for t in (self.edge, self.inner):
+            if t is not None:
+                t.close()
+
+
+class ImpairedLeg:
+    """The agent's real RTP leg, reached by the caller only through an ImpairmentProxy."""
+
+    def __init__(self, leg: Any, proxy: ImpairmentProxy) -> None:
+        self.leg = leg
+        self.proxy = proxy
+        proxy.agent = ("127.0.0.1", leg.local_port)
+
+    @property
+    def local_port(self) -> int:
+        return self.proxy.port("edge")  # what the agent's SDP answer advertises
+
+    def start(self, negotiated: Any) -> Any:
+        import dataclasses
+
+        self.proxy.caller = (negotiated.remote_address, negotiated.remote_port)
+        return self.leg.start(dataclasses.replace(negotiated, remote_address="127.0.0.1",
+                                                  remote_port=self.proxy.port("inner")))
+
+    def close(self) -> Any:
+        self.proxy.close()
+        return self.leg.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.leg, name)  # frames, send, hold, dtmf, stats
+
+
+def test_caller_is_understood_through_loss_and_jitter(engine: Any, engine_home: Path, generated: Gen,
+                                                      tmp_path: Path) -> None:
+    """sipp streams the caller fixture; 5% loss and 0..60 ms jitter on RTP both ways; the agent still answers."""
+    from telephony.media import RtpSession
+
+    proxies: list[ImpairmentProxy] = []
+
+    async def impaired(host: str) -> ImpairedLeg:
+        proxy = await ImpairmentProxy(seed=4475 + len(proxies), loss=0.05, jitter=0.060).open()
+        proxies.append(proxy)
+        return ImpairedLeg(await RtpSession.open(host=host), proxy)
+
+    config = load_config(env={"VOICE_AGENT_HOME": str(engine_home)})
+    config.sip.listen = f"127.0.0.1:{free_port()}"
+    srv = PhoneServer(config, engine, media=impaired)
+    try:
+        _caller_ul(generated, tmp_path)
+        _sipp("uac_stream_caller", f"127.0.0.1:{srv.port}", tmp_path, timeout=60)
+        result = srv.wait_results(1)[0]
+    finally:
+        srv.stop()
+    counts = proxies[0].counts
+    assert counts["dropped"] > 20 and counts["to_agent"] > 300 and counts["to_caller"] > 300, counts
+    assert result.turns, result.events
+    turn = result.turns[0]
+    assert ASKED & set(normalize(turn.caller_text)), turn.caller_text
+    assert HOURS_ANSWER & set(normalize(turn.agent_text)), turn.agent_text  # the answer is about the hours
+
+
+class RaisingBrain:
+    """A real per-call brain whose model raises on the caller's first turn (a crashed LLM)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def greeting(self) -> str:
+        return str(self.inner.greeting())
+
+    async def respond(self, turn: Any) -> Any:
+        raise RuntimeError("language model crashed")
+
+    def retract(self) -> None:
+        self.inner.retract()
+
+
+def test_a_model_that_raises_ends_only_its_call(server: PhoneServer, engine: Any, generated: Gen,
+                                               tmp_path: Path) -> None:
+    """Two simultaneous sipp calls; the first call's brain raises: BYE and stored as error; the other is answered."""
+    from voice_agent.store import CallStore
+
+    _caller_ul(generated, tmp_path)
+    original = engine.brain_factory  # the Engine's public per-call brain factory
+    made: list[Any] = []
+
+    def factory() -> Any:
+        brain = original()
+        made.append(brain)
+        return RaisingBrain(brain) if len(made) == 1 else brain
+
+    engine.brain_factory = factory
+    before = len(server.frontend.results)
+    try:
+        faulty = subprocess.Popen(_sipp_cmd("uac_stream_until_bye", f"127.0.0.1:{server.port}", tmp_path,
+                                            err="faulty.err"), cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while not made and time.monotonic() < deadline:  # the faulty call's session exists first
+            time.sleep(0.05)
+        assert made, "the first call never started"
+        _sipp("uac_stream_caller", f"127.0.0.1:{server.port}", tmp_path, timeout=60)
+        out = faulty.communicate(timeout=60)[0]
+    finally:
+        engine.brain_factory = original
+        if faulty.poll() is None:
+            faulty.kill()
+    errors = (tmp_path / "faulty.err").read_text(errors="replace") if (tmp_path / "faulty.err").exists() else ""
+    assert faulty.returncode == 0, out[-2000:] + errors  # the agent hung the faulty call up with BYE
+    results = server.wait_results(before + 2)[before:]
+    bad = [r for r in results if r.outcome == "error"]
+    good = [r for r in results if r.outcome != "error"]
+    assert len(bad) == 1 and len(good) == 1, [(r.call_id, r.outcome) for r in results]
+    reasons = [e.get("reason", "") for e in bad[0].events if e["type"] == "error"]
+    assert reasons and "brain failed: RuntimeError: language model crashed" in reasons[0]
+    assert good[0].turns and ASKED & set(normalize(good[0].turns[0].caller_text)), good[0].turns
+    assert good[0].turns[0].agent_text.strip()  # the other call went on and was answered
+    store = CallStore(server.frontend.config.store_url)
+    try:
+        assert store.get_call(bad[0].call_id).outcome == "error"
+        assert any(e.get("reason", "").startswith("brain failed") for e in store.events(bad[0].call_id))
+        assert store.get_call(good[0].call_id).outcome != "error"
+    finally:
+        store.close()

@@ -1,0 +1,120 @@
+"""Fault isolation for one call: a model that raises ends its own call, never the others.
+
+The session's ports (brain, recognizer) are wrapped per call. When one raises, the fault is
+recorded with a clear reason and the front end hangs the call up and stores it as ``error``;
+the exception itself still reaches the session as before, so nothing else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from voice_agent.ports import TurnInput, TurnOutcome
+
+
+class CallFault:
+    """The first model failure of one call (settable from model threads)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.reason: str | None = None
+        self.event = asyncio.Event()
+        self._lock = threading.Lock()
+
+    def set(self, where: str, exc: BaseException) -> None:
+        """Record a failure (only the first one counts); wakes whoever waits on the call's faults."""
+        with self._lock:
+            if self.reason is not None:
+                return
+            text = str(exc).replace("\n", " ")[:200]
+            self.reason = f"{where} failed: {type(exc).__name__}" + (f": {text}" if text else "")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.event.set()
+        else:
+            self.loop.call_soon_threadsafe(self.event.set)
+
+    async def wait(self) -> str:
+        """Until a model fails; its reason."""
+        await self.event.wait()
+        return self.reason or "model failed"
+
+
+class GuardedReply:
+    """A brain reply whose stream and outcome report failures to the call's fault."""
+
+    def __init__(self, reply: Any, fault: CallFault) -> None:
+        self.reply = reply
+        self.fault = fault
+
+    async def stream(self) -> AsyncIterator[str]:
+        """The reply text, as the brain streams it."""
+        try:
+            async for chunk in self.reply.stream():
+                yield chunk
+        except Exception as exc:
+            self.fault.set("brain", exc)
+            raise
+
+    async def outcome(self) -> TurnOutcome:
+        """The brain's decision for the turn."""
+        try:
+            result: TurnOutcome = await self.reply.outcome()
+        except Exception as exc:
+            self.fault.set("brain", exc)
+            raise
+        return result
+
+
+class GuardedBrain:
+    """A per-call brain whose failures end its call."""
+
+    def __init__(self, brain: Any, fault: CallFault) -> None:
+        self.brain = brain
+        self.fault = fault
+
+    def greeting(self) -> str:
+        """The opening line."""
+        try:
+            return str(self.brain.greeting())
+        except Exception as exc:
+            self.fault.set("brain", exc)
+            raise
+
+    async def respond(self, turn: TurnInput) -> GuardedReply:
+        """Start the reply to one caller turn."""
+        try:
+            reply = await self.brain.respond(turn)
+        except Exception as exc:
+            self.fault.set("brain", exc)
+            raise
+        return GuardedReply(reply, self.fault)
+
+    def retract(self) -> None:
+        """Forget the last turn."""
+        self.brain.retract()
+
+
+class GuardedRecognizer:
+    """The shared recognizer as one call sees it: a failed recognition ends that call only."""
+
+    def __init__(self, recognizer: Any, fault: CallFault) -> None:
+        self.recognizer = recognizer
+        self.fault = fault
+
+    def recognize(self, *args: Any, **kwargs: Any) -> Any:
+        """Recognize an utterance (runs in a model thread)."""
+        try:
+            return self.recognizer.recognize(*args, **kwargs)
+        except Exception as exc:
+            self.fault.set("speech recognition", exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.recognizer, name)
