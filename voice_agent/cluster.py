@@ -322,8 +322,13 @@ class Cluster:
                 self.store_url = self.postgres.start()
             for w in self.workers:
                 w.env["VOICE_AGENT_STORE_URL"] = self.store_url
+            # The first worker alone: on a fresh cache it converts the models once for all of them.
+            first, rest = self.workers[0], self.workers[1:]
+            first.start(echo_log)
+            first.wait_ready(timeout)
+            for w in rest:
                 w.start(echo_log)
-            for w in self.workers:
+            for w in rest:
                 w.wait_ready(timeout)
             self.kamailio.start(echo_log=echo_log)
         except BaseException:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from voice_agent.cluster import Cluster, describe_json
+from voice_agent.cluster import Cluster, ClusterError, describe_json
 from voice_agent.config import Config
 
 
@@ -50,7 +50,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
     try:
         print(f"voice-agent: starting PostgreSQL, {args.workers} workers and kamailio in {workdir} ...",
               file=sys.stderr, flush=True)
-        cluster.start(echo)
+        try:
+            cluster.start(echo)
+        except ClusterError as exc:
+            print(f"voice-agent: cluster: {exc}", file=sys.stderr)
+            return 1
         print(describe_json(cluster), flush=True)
         print(f"voice-agent: cluster up: call sip:agent@127.0.0.1:{cluster.kamailio.port}; consoles at "
               + ", ".join(f"{w.url}/console" for w in cluster.workers) + "; Ctrl-C stops everything",
