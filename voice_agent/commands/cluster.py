@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Start the cluster, print its addresses, wait for Ctrl-C or SIGTERM, stop everything."""
+    if args.workers < 1:
+        print("voice-agent: cluster up: --workers must be at least 1", file=sys.stderr)
+        return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="voice-agent-cluster-"))
     # An explicitly configured store (e.g. an existing PostgreSQL) is used instead of a temp one.
     store_url = config.store.url if config.store.url.startswith("postgresql") else ""
