@@ -24,6 +24,7 @@ from telephony.sip.digest import Challenge, DigestClient, DigestServer, stronges
 from telephony.sip.errors import CallFailed, SipError, SipParseError, TransactionTimeout
 from telephony.sip.headers import NameAddr
 from telephony.sip.message import Headers, Request, Response, error_response, make_response
+from telephony.sip.session_timer import MIN_SE, IntervalTooSmall, SessionExpires, negotiate
 from telephony.sip.transaction import (
     InviteServerTransaction,
     ServerTransaction,
@@ -39,9 +40,8 @@ log = logging.getLogger("telephony.sip.ua")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 DEFAULT_ALLOW_IPS = ["127.0.0.1/32", "::1/128"]
-# Option tags we honour when a peer sends Require. None: no 100rel/PRACK, and no RFC 4028 session
-# timer (we would have to refresh or tear down on Session-Expires), so "timer" is not claimed.
-SUPPORTED: set[str] = set()
+# Option tags we honour when a peer sends Require: RFC 4028 session timers (UAS side); no 100rel/PRACK.
+SUPPORTED: set[str] = {"timer"}
 
 
 class MediaLeg(Protocol):
@@ -181,6 +181,8 @@ class Call:
         self._invite_tx: InviteServerTransaction | None = None
         self._answer_gate: asyncio.Event = asyncio.Event()
         self._ending = False
+        self.session_expires: SessionExpires | None = None  # RFC 4028 timer agreed for this call
+        self._session_timer: asyncio.TimerHandle | None = None
 
     @property
     def id(self) -> str:
@@ -213,6 +215,11 @@ class Call:
         self.transport.send(self._ok_data, self._ok_dest)
         self._ok_interval = min(2 * self._ok_interval, self.ua.timers.t2)
         self._ok_retransmit = loop.call_later(self._ok_interval, self._resend_ok)
+
+    def _stop_session_timer(self) -> None:
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+            self._session_timer = None
 
     def _stop_ok(self) -> None:
         if self._ok_retransmit is not None:
@@ -310,6 +317,7 @@ class UserAgent:
         timers: Timers | None = None,
         policy: TrunkPolicy | None = None,
         max_calls: int = 8,
+        min_se: int = MIN_SE,
         codecs: list[str] | None = None,
         media: MediaFactory = rtp_media,
         media_host: str | None = None,
@@ -326,6 +334,7 @@ class UserAgent:
         self.layer = TransactionLayer(self.timers)
         self.policy = policy or TrunkPolicy([])
         self.max_calls = max_calls
+        self.min_se = min_se  # RFC 4028: the shortest session interval we accept (422 below it)
         self.codecs = codecs or ["PCMU", "PCMA"]
         self.media = media
         self.media_host = media_host or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
@@ -582,6 +591,14 @@ class UserAgent:
             reject(420, Unsupported=", ".join(unsupported))
             return
         try:
+            negotiate(request, self.min_se)
+        except IntervalTooSmall as exc:
+            reject(422, Min_SE=str(exc.min_se))
+            return
+        except SipParseError as exc:
+            reject(400, f"Bad Request ({_clean(str(exc))})")
+            return
+        try:
             uas_targets(request)  # a Contact or Record-Route we could never send BYE to
         except SipParseError as exc:
             reject(400, f"Bad Request ({_clean(str(exc))})")
@@ -664,6 +681,8 @@ class UserAgent:
         ok = make_response(request, 200, to_tag=tag, body=local_sdp.serialize().encode(),
                            content_type="application/sdp")
         ok.headers.add("Allow", ALLOW)
+        call.session_expires = negotiate(request, self.min_se)
+        _add_session_expires(ok, call.session_expires)
         self._response_headers(ok, transport, contact=True)
         if negotiated is not None:
             await _maybe_await(media_leg.start(negotiated))
@@ -671,6 +690,7 @@ class UserAgent:
         tx.respond(ok)  # the transaction goes to Accepted; the UA core retransmits the 2xx until ACK
         call.state = "answered"
         call._arm_ok(tx.last or b"", addr if transport.reliable else request.via.response_address(addr))
+        self._arm_session_timer(call)
         self.stats["answered"] += 1
         log.info("sip_call_answered", extra={"fields": {"sip_call_id": cid, "codec": _codec_name(negotiated)}})
         call.handler = self._spawn(self._run_handler(call))
@@ -698,6 +718,7 @@ class UserAgent:
         call.state = "ended"
         call.end_reason = call.end_reason or reason
         call._stop_ok()
+        call._stop_session_timer()
         try:
             await _maybe_await(call.media.close())
         except Exception:
@@ -767,6 +788,16 @@ class UserAgent:
                         transport: Transport) -> None:
         assert call.dialog is not None
         tx_resp = self._response_headers
+        try:
+            session_expires = negotiate(request, self.min_se)  # a refresh may change the interval or end the timer
+        except IntervalTooSmall as exc:
+            too_small = make_response(request, 422)
+            too_small.headers.add("Min-SE", str(exc.min_se))
+            stx.respond(tx_resp(too_small, transport))
+            return
+        except SipParseError as exc:
+            stx.respond(tx_resp(make_response(request, 400, f"Bad Request ({_clean(str(exc))})"), transport))
+            return
         if request.body:
             try:
                 remote = SessionDescription.parse(request.text())
@@ -793,10 +824,54 @@ class UserAgent:
         body = local.serialize().encode() if local is not None else b""
         ok = make_response(request, 200, body=body, content_type="application/sdp" if body else None)
         ok.headers.add("Allow", ALLOW)
+        call.session_expires = session_expires
+        _add_session_expires(ok, session_expires)
         tx_resp(ok, transport, contact=True)
         stx.respond(ok)
         dest = stx.addr if transport.reliable else request.via.response_address(stx.addr)
         call._arm_ok(stx.last or b"", dest)
+        self._arm_session_timer(call)
+
+    # ---- RFC 4028 session timers --------------------------------------------------------------
+    def _arm_session_timer(self, call: Call) -> None:
+        """Refresh at half the interval when we are the refresher; else BYE if no refresh comes in time."""
+        call._stop_session_timer()
+        se = call.session_expires
+        if se is None or call.state == "ended":
+            return
+        loop = asyncio.get_running_loop()
+        if se.we_refresh:
+            call._session_timer = loop.call_later(se.refresh_after(), lambda: self._spawn(self._refresh(call)))
+        else:
+            call._session_timer = loop.call_later(se.expire_after(),
+                                                  lambda: self._spawn(self._session_expired(call)))
+
+    async def _session_expired(self, call: Call) -> None:
+        log.info("sip_session_expired", extra={"fields": {"sip_call_id": call.call_id}})
+        await call._end_with_bye("session-expired")
+
+    async def _refresh(self, call: Call) -> None:
+        """Our session refresh: a re-INVITE offering the current session again (RFC 4028 section 7.4)."""
+        se = call.session_expires
+        if se is None or call.state not in ("answered", "confirmed") or call.local_sdp is None:
+            return
+        try:
+            resp = await self._send_in_dialog(call, "INVITE", [("Session-Expires", str(se)), ("Supported", "timer")],
+                                              body=call.local_sdp.serialize().encode(),
+                                              content_type="application/sdp", ack=True)
+        except SipError as exc:
+            resp = None
+            log.info("sip_refresh_failed", extra={"fields": {"sip_call_id": call.call_id, "error": str(exc)}})
+        if resp is None or resp.status >= 300:
+            await call._end_with_bye("session-refresh-failed")
+            return
+        value = resp.headers.get("Session-Expires")
+        if value:
+            try:
+                call.session_expires = SessionExpires.parse(value)
+            except SipParseError:
+                pass
+        self._arm_session_timer(call)
 
     # ---- sending ---------------------------------------------------------------------------------
     def _addr_of(self, uri: SipUri) -> Addr:
@@ -939,6 +1014,16 @@ def _dtmf_from_info(body: str, ctype: str) -> str | None:
             return None
     match = re.search(r"(?im)^\s*(?:signal\s*=\s*)?([0-9*#A-Da-d])\s*$", body)
     return match.group(1).upper() if match else None
+
+
+def _add_session_expires(response: Response, se: SessionExpires | None) -> None:
+    """Session-Expires in a 2xx; Require: timer when the caller is the refresher (RFC 4028 section 9)."""
+    if se is None:
+        return
+    response.headers.add("Session-Expires", str(se))
+    response.headers.add("Supported", "timer")
+    if not se.we_refresh:
+        response.headers.add("Require", "timer")
 
 
 def _unsupported(request: Request) -> list[str]:

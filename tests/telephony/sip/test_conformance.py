@@ -165,12 +165,3 @@ async def test_invite_flood_gets_486_or_503_without_descriptor_growth(make_ua) -
         await call.hangup()
     sock.close()
 
-
-async def test_session_timer_is_not_claimed(make_ua) -> None:
-    """RFC 4028 is not implemented, so "timer" is neither advertised nor accepted in Require."""
-    h: Harness = await make_ua()
-    status, _, text = await _ask(h.ua.port, raw_request("OPTIONS", 9, "opt-timer"), "opt-timer")
-    assert status == 200 and "Supported:" not in text
-    data = raw_request("INVITE", 9, "req-timer", body=SDP_OFFER, extra="Require: timer\r\nSession-Expires: 90\r\n")
-    status, _, text = await _ask(h.ua.port, data, "req-timer")
-    assert status == 420 and "Unsupported: timer" in text
