@@ -42,6 +42,10 @@ _DOTTED_PHONE = re.compile(r"(?<![\w$.:,])(?:\+\d{1,3}[ .])?\d{2,4}(?:\.\d{2,4})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMERIC_DATE = re.compile(r"^(?:\d{1,2}-\d{1,2}-(?:\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2})$")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+# a text that is one number (marked #) with at most a filler word or two around it
+_FILLER = r"(?:uh|um|er|erm|so|and|then|ok|okay|yes|yeah|right|it's|it is|that's|that is|the rest is|next)"
+_ONLY_A_NUMBER = re.compile(rf"[\s,.!?-]*(?:{_FILLER}[\s,.!?-]+){{0,2}}#[\s,.!?-]*(?:{_FILLER}[\s,.!?]*)?",
+                            re.IGNORECASE)
 
 _WORD = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|niner)"
 _SPOKEN_TOKEN = rf"(?:(?:double|triple)[\s-]+(?:{_WORD}|\d)(?!\w)|{_WORD}(?!\w))"
@@ -173,7 +177,7 @@ def _phone_shaped(run: DigitRun) -> bool:
         return False  # years: "2019, 2020"
     if all(g.endswith("0") and not g.startswith("0") for g in multi):
         return False  # round numbers: "500, 1000"
-    if len(run.groups[-1]) < 3 or any(len(g) > 5 for g in run.groups[1:]):
+    if len(run.groups[-1]) < 3 or any(len(g) > 8 for g in run.groups[1:]):
         return False  # "March 12, 2024, 10 people"
     return True
 
@@ -296,4 +300,8 @@ class Redactor:
     def _spoken(text: str, runs: list[DigitRun]) -> Iterator[tuple[str, int, int]]:
         for run in runs:
             if _spoken_shaped(run) or (run.words and len(run.digits) >= 4 and run.single_groups >= 2):
+                yield "spoken_digits", run.start, run.end
+            elif len(run.digits) >= 4 and _ONLY_A_NUMBER.fullmatch(text[: run.start] + "#" + text[run.end :]):
+                # An utterance that is nothing but a number ("4539."): a caller reading a card or an
+                # account number in groups, one turn per group, says exactly this.
                 yield "spoken_digits", run.start, run.end

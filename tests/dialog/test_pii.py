@@ -171,6 +171,7 @@ def test_numbers_read_aloud_are_redacted_however_written(number: tuple[str, str,
         ("five five five, 0143 please", "[NUMBER] please"),
         ("(202) 555-0143", "[PHONE]"),
         ("555.123.4567", "[PHONE]"),
+        ("my mobile is 07700 900123", "my mobile is [PHONE]"),
         ("The number is 453-9.", "The number is [NUMBER]."),  # one group per turn when the caller pauses
         ("1 4 8 6", "[NUMBER]"),
     ],
@@ -214,3 +215,21 @@ def test_long_inputs_stay_linear() -> None:
     # no catastrophic backtracking on long runs that end in a non-number
     text = "1 " * 5000 + "x" + ", 12" * 3000 + "abc"
     assert Redactor().redact(text).count("[") >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a caller who pauses between groups gives one turn per group: each turn is only a number
+        ("4539.", "[NUMBER]."),
+        ("Um, 6362.", "Um, [NUMBER]."),
+        ("and 1486", "and [NUMBER]"),
+        ("It's 5787.", "It's [NUMBER]."),
+        # numbers inside a sentence are not
+        ("Fiber 500.", "Fiber 500."),
+        ("I paid 4539 dollars", "I paid 4539 dollars"),
+        ("The Fiber 1000 plan", "The Fiber 1000 plan"),
+    ],
+)
+def test_an_utterance_that_is_only_a_number(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
