@@ -188,32 +188,52 @@ class UtteranceRecognizer:
         num_workers: int = 2,
         cache_dir: Path | None = None,
         language: str | None = None,
+        final_model: str = "",
     ) -> None:
         from faster_whisper import WhisperModel
 
-        resolved = resolve_model(model, "faster-whisper", cache_dir)
         dev = _check_device(device)
-        self.model = WhisperModel(
-            resolved.path, device=dev, compute_type=compute_type or ("float16" if dev == "cuda" else "int8"),
-            cpu_threads=cpu_threads, num_workers=num_workers, local_files_only=resolved.source != "hub",
-        )
+        ctype = compute_type or ("float16" if dev == "cuda" else "int8")
+
+        def load(name: str) -> Any:
+            resolved = resolve_model(name, "faster-whisper", cache_dir)
+            return WhisperModel(resolved.path, device=dev, compute_type=ctype, cpu_threads=cpu_threads,
+                                num_workers=num_workers, local_files_only=resolved.source != "hub")
+
+        self.model = load(model)
+        self.model_name = model
         self.language = language or (None if self.model.model.is_multilingual else "en")
-        self.prompt: str | None = None  # vocabulary hint (knowledge-base terms)
+        # Finals (the text the dialog answers) may use a larger model; partials stay on the fast one.
+        self.final_model_name = final_model if final_model and final_model != model else model
+        self.final = load(final_model) if self.final_model_name != model else self.model
+        # A multilingual final model follows the partial model's language: detection on a short
+        # phone-line utterance is slow and often wrong.
+        self.final_language = language or self.language or (None if self.final.model.is_multilingual else "en")
+        self.prompt: str | None = None  # vocabulary hint as a sentence (knowledge-base topics)
+        self.hotwords: str | None = None  # knowledge-base words (asr.hints.hotwords_from_vocabulary)
         self._lock = threading.Lock()
 
     def recognize(self, audio: np.ndarray, beam_size: int = 1) -> Recognition:
-        """Transcribe 16 kHz float32 speech (blocking: run it in an executor)."""
+        """Transcribe 16 kHz float32 speech with the partial model (blocking: run it in an executor)."""
+        return self._decode(self.model, self.language, audio, beam_size)
+
+    def recognize_final(self, audio: np.ndarray, beam_size: int = 1) -> Recognition:
+        """The end-of-turn transcript, with the final model (``final_model``; the partial one by default)."""
+        return self._decode(self.final, self.final_language, audio, beam_size)
+
+    def _decode(self, model: Any, language: str | None, audio: np.ndarray, beam_size: int) -> Recognition:
         if audio.size < SAMPLE_RATE // 10:
             return Recognition("", 0.0, 1.0)
-        segments, _ = self.model.transcribe(
+        segments, _ = model.transcribe(
             audio.astype(np.float32, copy=False),
-            language=self.language,
+            language=language,
             beam_size=beam_size,
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,
             temperature=0.0,
             initial_prompt=self.prompt,
+            hotwords=self.hotwords or None,
         )
         kept = []
         logprob, no_speech = 0.0, 0.0

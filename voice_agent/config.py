@@ -53,6 +53,8 @@ class AsrConfig:
     word_timestamps: bool = True
     allow_download: bool = False  # hub names only load when this is true
     cpu_threads: int = 0  # 0: let CTranslate2 choose
+    final_model: str = ""  # live calls: model for end-of-turn text (e.g. whisper-base); empty: `model`
+    kb_hotwords: bool = False  # live calls: KB words as Whisper hotwords (bench/asr_phone.py: hurt tiny.en)
 
 
 @dataclass

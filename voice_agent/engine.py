@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from asr.hints import hotwords_from_vocabulary
 from asr.streaming import UtteranceRecognizer
 from tts import Synthesizer
 from voice_agent.config import Config
@@ -89,7 +90,8 @@ def asr_prompt(company: str, topics: list[str]) -> str:
     """
     unique = list(dict.fromkeys(t.lower() for t in topics if t))[:10]
     about = ", ".join(unique[:-1]) + (f" and {unique[-1]}" if len(unique) > 1 else "".join(unique))
-    return f"A customer calls {company} support about {about}." if about else f"A customer calls {company}."
+    who = f"{company} support" if company else "support"
+    return f"A customer calls {who} about {about}." if about else f"A customer calls {who}."
 
 
 class Engine:
@@ -108,6 +110,7 @@ class Engine:
         self.brain_factory = brain_factory
         self.settings = settings
         self.executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="models")
+        self.kb_hotwords = False  # asr.kb_hotwords
 
     @classmethod
     def from_config(cls, config: Config) -> Engine:
@@ -119,14 +122,21 @@ class Engine:
         threads = config.asr.cpu_threads or max(1, (os.cpu_count() or 2) // 2)
         recognizer = UtteranceRecognizer(
             config.asr.model, config.asr.device, config.asr.compute_type, cpu_threads=threads,
-            cache_dir=cache, language=config.asr.language or None,
+            cache_dir=cache, language=config.asr.language or None, final_model=config.asr.final_model,
         )
         brain = DialogResources(DialogOptions.from_mapping(dataclasses.asdict(config.dialog)), cache / "dialog")
         brain.load()
-        recognizer.prompt = asr_prompt(config.dialog.company, [p.topic for p in brain.kb.passages])
         synth = Synthesizer(voice=config.tts.voice, cache_dir=cache / "tts",
                             first_clause_words=config.tts.first_clause_words)
-        return cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()), SessionSettings())
+        engine = cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()), SessionSettings())
+        engine.kb_hotwords = config.asr.kb_hotwords
+        engine.refresh_asr_hints(brain.options.company, brain.kb)
+        return engine
+
+    def refresh_asr_hints(self, company: str, kb: Any) -> None:
+        """Prime the recognizer with a knowledge base: its topics as a prompt, its words as hotwords."""
+        self.recognizer.prompt = asr_prompt(company, [p.topic for p in kb.passages])
+        self.recognizer.hotwords = (hotwords_from_vocabulary(kb.vocabulary()) or None) if self.kb_hotwords else None
 
     def session(self, rate: int, *, recording_path: Path | None = None, **kwargs: Any) -> CallSession:
         """A new call session with its own dialog state."""

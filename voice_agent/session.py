@@ -475,7 +475,7 @@ class CallSession:
         if self._playout.pending and not self._playout.paused:
             return
         audio = self._speech()
-        self._spec = asyncio.ensure_future(self._in_executor(self.recognizer.recognize, audio, self.s.asr_beam))
+        self._spec = asyncio.ensure_future(self._in_executor(self.recognizer.recognize_final, audio, self.s.asr_beam))
         self._spec.add_done_callback(self._hint_from_spec)
 
     def _hint_from_spec(self, task: asyncio.Task[Recognition]) -> None:
@@ -571,7 +571,7 @@ class CallSession:
             except (asyncio.CancelledError, Exception):  # fall back to a fresh decode
                 rec = None
         if rec is None and dtmf is None:
-            rec = await self._in_executor(self.recognizer.recognize, audio, self.s.asr_beam)
+            rec = await self._in_executor(self.recognizer.recognize_final, audio, self.s.asr_beam)
         text = rec.text.strip() if rec is not None else ""
         if not text and dtmf is None:
             return  # VAD heard something but there were no words: invent nothing

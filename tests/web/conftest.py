@@ -54,6 +54,7 @@ class FakeRecognizer:
     """Hears the same words in any speech, nothing in silence."""
 
     prompt = ""
+    hotwords = ""
 
     def __init__(self, text: str = "what are your opening hours") -> None:
         self.text = text
@@ -63,6 +64,8 @@ class FakeRecognizer:
         self.calls += 1
         loud = len(audio) and float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) > 0.01
         return Recognition(self.text if loud else "", -0.2, 0.01)
+
+    recognize_final = recognize
 
 
 def fake_engine(brain_factory: Callable[[], Any] | None = None, heard: str = "what are your opening hours") -> Engine:

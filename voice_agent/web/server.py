@@ -91,11 +91,9 @@ class WebState:
         engine = self.engine
 
         def work() -> int:
-            from voice_agent.engine import asr_prompt
-
             brain = engine.brain_factory().call.brain  # the shared dialog resources behind every call
             brain.kb.load()
-            engine.recognizer.prompt = asr_prompt(self.config.dialog.company, [p.topic for p in brain.kb.passages])
+            engine.refresh_asr_hints(brain.options.company, brain.kb)
             return len(brain.kb.passages)
 
         def done(future: asyncio.Future[Any]) -> None:
