@@ -1,8 +1,9 @@
 """Fault isolation for one call: a model that raises ends its own call, never the others.
 
 The session's ports (brain, recognizer) are wrapped per call. When one raises, the fault is
-recorded with a clear reason and the front end hangs the call up and stores it as ``error``;
-the exception itself still reaches the session as before, so nothing else changes.
+recorded with a clear reason, the session gets an empty result instead of the exception (no
+orphaned task tracebacks, no half-built turn), and the front end hangs the call up and stores
+it as ``error``. A failing greeting still raises: the call has not begun.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asr.streaming import Recognition
 from voice_agent.ports import TurnInput, TurnOutcome
+
+NOTHING_HEARD = Recognition("", 0.0, 1.0)
 
 
 class CallFault:
@@ -54,21 +58,24 @@ class GuardedReply:
         self.fault = fault
 
     async def stream(self) -> AsyncIterator[str]:
-        """The reply text, as the brain streams it."""
+        """The reply text, as the brain streams it (it stops where the brain failed)."""
+        if self.reply is None:
+            return
         try:
             async for chunk in self.reply.stream():
                 yield chunk
         except Exception as exc:
             self.fault.set("brain", exc)
-            raise
 
     async def outcome(self) -> TurnOutcome:
-        """The brain's decision for the turn."""
+        """The brain's decision for the turn (a neutral one after a failure: the call is being ended)."""
+        if self.reply is None or self.fault.reason is not None:
+            return TurnOutcome(action="error")
         try:
             result: TurnOutcome = await self.reply.outcome()
         except Exception as exc:
             self.fault.set("brain", exc)
-            raise
+            return TurnOutcome(action="error")
         return result
 
 
@@ -88,12 +95,12 @@ class GuardedBrain:
             raise
 
     async def respond(self, turn: TurnInput) -> GuardedReply:
-        """Start the reply to one caller turn."""
+        """Start the reply to one caller turn (an empty one when the brain failed)."""
         try:
             reply = await self.brain.respond(turn)
         except Exception as exc:
             self.fault.set("brain", exc)
-            raise
+            reply = None
         return GuardedReply(reply, self.fault)
 
     def retract(self) -> None:
@@ -109,12 +116,12 @@ class GuardedRecognizer:
         self.fault = fault
 
     def recognize(self, *args: Any, **kwargs: Any) -> Any:
-        """Recognize an utterance (runs in a model thread)."""
+        """Recognize an utterance (runs in a model thread); nothing heard when the model failed."""
         try:
             return self.recognizer.recognize(*args, **kwargs)
         except Exception as exc:
             self.fault.set("speech recognition", exc)
-            raise
+            return NOTHING_HEARD
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.recognizer, name)
