@@ -42,12 +42,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from asr.audio import load_audio  # noqa: E402
-from bench.spoken_audio import LINE_RATE, LINES, VOICES, AudioError, CallerVoice, render, write_wav  # noqa: E402
+from bench.spoken_audio import (  # noqa: E402
+    LINE_RATE,
+    LINES,
+    VOICES,
+    AudioError,
+    CallerVoice,
+    line_noise,
+    on_line,
+    render,
+    write_wav,
+)
 
 DEFAULT_EVAL = ROOT / "bench" / "eval" / "spoken.yaml"
 AUDIO_CACHE = ROOT / "var" / "spoken-eval" / "audio"
 GREETING_S = 6.0  # the caller waits for the greeting before speaking
 CONTEXT_GAP_S = 14.0  # after a context turn: room for the agent's answer
+SR = 16000  # the caller audio is composed at 16 kHz, then put on the line
 
 
 class EvalError(ValueError):
@@ -209,14 +220,16 @@ def caller_audio(turn: SpokenTurn, voice: CallerVoice, line: str) -> tuple[np.nd
     """The whole call's caller audio at the line's rate, and when the scored turn starts (line seconds)."""
     from voice_agent.simulate import phone_line
 
-    rate = LINE_RATE[line]
-    parts: list[np.ndarray] = [np.zeros(int(GREETING_S * rate), np.float32)]
+    parts: list[np.ndarray] = [np.zeros(int(GREETING_S * SR), np.float32)]
     for text in turn.context:
-        parts.append(load_audio(render(text, voice, line, AUDIO_CACHE), rate)[0])
-        parts.append(np.zeros(int(CONTEXT_GAP_S * rate), np.float32))
-    start = sum(len(p) for p in parts) / rate
-    parts.append(load_audio(render(turn.text, voice, line, AUDIO_CACHE), rate)[0])
-    audio = np.concatenate(parts).astype(np.float32)
+        parts.append(load_audio(render(text, voice, AUDIO_CACHE))[0])
+        parts.append(np.zeros(int(CONTEXT_GAP_S * SR), np.float32))
+    start = sum(len(p) for p in parts) / SR
+    parts.append(load_audio(render(turn.text, voice, AUDIO_CACHE))[0])
+    wide = np.concatenate(parts).astype(np.float32)
+    wide += line_noise(len(wide), f"{turn.kb}|{turn.text}|{voice}")
+    audio = on_line(wide, line)
+    # as `voice-agent call --telephony` does with any file: G.711 both ways (a no-op on mu-law audio)
     return (phone_line(audio) if line == "8k" else audio), start
 
 
