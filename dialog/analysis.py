@@ -105,7 +105,7 @@ def _speaker_moods(segments: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def summarize(segments: list[dict[str, Any]]) -> str:
-    """Two sentences: what the call opened with and how the callers' sentiment went."""
+    """What the call opened with, how the callers' sentiment went and, on longer calls, how it ended."""
     spoken = [s for s in segments if str(s.get("text", "")).strip()]
     if not spoken:
         return "The recording has no speech."
@@ -126,4 +126,8 @@ def summarize(segments: list[dict[str, Any]]) -> str:
     tone = ("mostly negative" if negative > len(labels) / 2 else
             "mixed" if negative else
             "positive" if labels.count("positive") > len(labels) / 2 else "neutral")
-    return f"{first.rstrip('.')}. Sentiment of {who} is {tone} ({negative} of {len(labels)} segments negative{trend})."
+    mood = f"Sentiment of {who} is {tone} ({negative} of {len(labels)} segments negative{trend})."
+    if len(callers) >= 3 and callers[-1] is not opening:
+        closing = shorten(str(callers[-1]["text"]), 16).rstrip(".!?")
+        return f'{first.rstrip(".")}. {mood} It ends with "{closing}".'
+    return f"{first.rstrip('.')}. {mood}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from dialog import conversation as conv
 from dialog.acoustic import AcousticFeatures, ArousalTracker
-from dialog.conversation import Conversation, Decision
+from dialog.conversation import Conversation, Decision, Turn
 from dialog.embeddings import Embedder, shared_embedder
 from dialog.grounding import Grounding, extractive_answer
 from dialog.kb import Hit, KnowledgeBase, Passage, Retrieval, kb_settings
@@ -34,7 +34,8 @@ ACKS = ("Okay.", "Sure.", "Right.")
 _FOLLOW_UP = re.compile(r"^\W*(?:and|what about|how about|also|or|but|same for|is that|what if|then|so)\b",
                         re.IGNORECASE)
 _ANAPHOR = re.compile(r"\b(?:that|it|this|those|them|the same|that one|this one|one)\b", re.IGNORECASE)
-FOLLOW_UP_BOOST = 0.5  # z units for the previous answer's entry and its topic
+FOLLOW_UP_BOOST = 0.5  # z units for the entries of the previous answer's topic
+SAME_ENTRY_BOOST = 0.3  # and a little more for the entry itself ("how much is that?")
 _FIRST = re.compile(r"\b(?:first|former|1st|number one|option one|the one)\b|^\W*(?:one|1)\W*$", re.I)
 _SECOND = re.compile(r"\b(?:second|latter|2nd|number two|option two|other one|the other)\b|^\W*(?:two|2)\W*$",
                      re.I)
@@ -72,6 +73,15 @@ def _which(text: str, dtmf: str | None, candidates: list[Passage]) -> int | None
     if best > 0 and overlap.count(best) == 1 and len(t.split()) <= 8:
         return overlap.index(best)
     return None
+
+
+_LEADING_YES_NO = re.compile(r"^\s*(?:yes|no)\s*[,.;:!-]+\s*(?=\w)", re.IGNORECASE)
+
+
+def without_yes_no(sentence: str) -> str:
+    """ "Yes, verified students get 10% off." -> "Verified students get 10% off." """
+    rest = _LEADING_YES_NO.sub("", sentence, count=1)
+    return rest[:1].upper() + rest[1:] if rest != sentence else sentence
 
 
 def clarifying_question(candidates: list[Passage]) -> str:
@@ -182,18 +192,25 @@ class Call:
         found = brain.kb.retrieve(text, k, minilm_vector=vec) if vec is not None else Retrieval([], 0.0)
         last = self.conversation.last_answered()
         if last is not None and vec is not None and _follow_up(text):
-            # a follow-up ("and the quickest one?", "how much is that?") is read with the previous question,
-            # and the entries of the previous answer's topic lead
-            boost = {p.id: FOLLOW_UP_BOOST for p in brain.kb.passages if p.topic == last.topic}
-            boost[last.source] = boost.get(last.source, 0.0)
-            joined = brain.kb.retrieve(f"{last.caller} {text}", k, boost=boost)
-            if self._rank_key(joined) > self._rank_key(found):
-                found = joined
+            found = self._follow_up(text, last, found, k)
         features: AcousticFeatures | None = None
         arousal: float | None = None
         if audio is not None and len(audio):
             arousal, features = self.arousal.arousal(audio, rate)
         return sentiment, found, features, arousal
+
+    def _follow_up(self, text: str, last: Turn, plain: Retrieval, k: int) -> Retrieval:
+        """A follow-up ("and the quickest one?", "how much is that?") is ranked on its own words with the previous
+        answer's topic leading, and its relevance is read together with the previous question."""
+        kb = self.brain.kb
+        boost = {p.id: FOLLOW_UP_BOOST for p in kb.passages if p.topic == last.topic}
+        if last.source:
+            boost[last.source] = FOLLOW_UP_BOOST + SAME_ENTRY_BOOST
+        led = kb.retrieve(text, k, boost=boost)
+        joined = {h.passage.id: h.score for h in kb.retrieve(f"{last.caller} {text}", len(kb.passages)).hits}
+        hits = [Hit(h.passage, max(h.score, joined.get(h.passage.id, 0.0)), h.fused) for h in led.hits]
+        candidate = Retrieval(hits, led.margin)
+        return candidate if self._rank_key(candidate) >= self._rank_key(plain) else plain
 
     def tier(self, found: Retrieval) -> tuple[str, list[Hit]]:
         """Answer, ask which one (with the candidates to name), or say the KB does not know."""
@@ -304,14 +321,16 @@ class Call:
             return fixed(empathy, clarifying_question([h.passage for h in hits])), False
         assert hits, "an answer needs a passage"
         passage = hits[0].passage
-        slots = 1 if upset else 2
+        generate = o.answer_style == "generate" and self.brain.generator is not None
+        slots = 1 if upset and generate else 2  # the passage's own sentences stay whole even for an upset caller
         fact = extractive_answer(text, passage.answer, max_sentences=slots, scorer=self.brain.score_sentences,
                                  by_relevance=True)
+        # the entry's "Yes, ..." answered its own question, not necessarily the caller's: keep only the fact
+        fact = [without_yes_no(s) for s in fact]
         history = self.conversation.recent(o.history_turns)
         messages = build_messages(o, passage.answer, text, history, upset=upset, pleased=d.mood >= 0.4)
         report: dict[str, Any] = {}
         d.extra["grounding"] = report
-        generate = o.answer_style == "generate" and self.brain.generator is not None
         opener = empathy or (ACKS[self.conversation.mood.turns % len(ACKS)] if o.acknowledge and generate else "")
         chunks = grounded_answer(
             generator=self.brain.generator if generate else None, messages=messages,

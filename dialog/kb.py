@@ -20,6 +20,7 @@ from dialog.retrieval import LexicalIndex, Unit, build_units, rank
 log = logging.getLogger(__name__)
 INDEX_VERSION = 3  # bump when chunking or the embedded units change so old caches are rebuilt
 DOC_SUFFIXES = (".md", ".markdown", ".yaml", ".yml")
+LOW_MARGIN_SLACK = 0.04  # relevance under min_score still asked about when the first candidate leads clearly
 SETTINGS_FILES = ("assistant.yaml", "assistant.yml")  # the company's own settings, not documents
 SETTING_KEYS = ("company", "agent_name", "persona", "greeting", "menu", "example")
 MAX_CHUNK_WORDS = 90
@@ -66,7 +67,12 @@ class Retrieval:
     def tier(self, min_score: float, answer_score: float, clarify_margin: float) -> tuple[str, list[Hit]]:
         """"answer" (one hit), "clarify" (the one or two hits to name) or "not_found" (none)."""
         hits = self.hits
-        if not hits or hits[0].score < min_score:
+        if not hits:
+            return "not_found", []
+        if hits[0].score < min_score:
+            # a clear winner with a low relevance is worth one "do you mean ...?" rather than "I don't know"
+            if hits[0].score >= min_score - LOW_MARGIN_SLACK and self.margin >= 2 * clarify_margin:
+                return "clarify", hits[:1]
             return "not_found", []
         if hits[0].score >= answer_score and self.margin >= clarify_margin:
             return "answer", hits[:1]

@@ -50,7 +50,7 @@ class DialogOptions:
     top_k: int = 3
     min_score: float = 0.3  # KB relevance below which the brain says it does not know
     answer_score: float = 0.4  # relevance from which it answers without asking (with a clear margin)
-    clarify_margin: float = 0.6  # fused-score lead over the runner-up needed to answer without asking
+    clarify_margin: float = 1.5  # fused-score lead over the runner-up needed to answer without asking
     answer_style: str = "extract"  # "extract": the passage's own sentences | "generate": the LLM, guarded
     history_turns: int = 3
     sentiment_head: str = ""  # empty: the head shipped in dialog/data

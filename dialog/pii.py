@@ -58,6 +58,10 @@ _RUN_START = r"(?<![\w$\u00a3\u20ac.,:/#+\-])(?:\+[ \t]?)?"
 _RUN_END = r"(?![\w%])(?![.:,]\d)"
 _WIDE_RUN = re.compile(rf"{_RUN_START}{_TOKEN}(?:{_WIDE_SEP}{_TOKEN})*{_RUN_END}", re.IGNORECASE)
 _TIGHT_RUN = re.compile(rf"{_RUN_START}{_TOKEN}(?:{_TIGHT_SEP}{_TOKEN})*{_RUN_END}", re.IGNORECASE)
+# Whisper sometimes writes digit groups as decimals: "4.539, 5.87, 6.36, 2.1486"
+_DECIMAL_RUN = re.compile(
+    rf"{_RUN_START}(?:\d+\.\d+(?![\w%])|{_TOKEN})(?:{_TIGHT_SEP}(?:\d+\.\d+(?![\w%])|{_TOKEN}))*{_RUN_END}",
+    re.IGNORECASE)
 _TOKENS = re.compile(rf"\(\d+\)|\d+|(?:double|triple)[\s-]+(?:{_WORD}|\d)|{_WORD}", re.IGNORECASE)
 _SPOKEN_RUN = re.compile(rf"(?<!\w){_SPOKEN_TOKEN}(?:[\s,.-]+{_SPOKEN_TOKEN}){{3,}}", re.IGNORECASE)
 _LABELLED_CARD = re.compile(
@@ -85,6 +89,7 @@ class DigitRun:
     text: str
     groups: tuple[str, ...]  # the digits of each token ("double five" -> "55")
     words: bool  # some digits were words
+    decimal: bool = False  # digit groups written as decimals, 13 digits or more: a card or account number
 
     @property
     def digits(self) -> str:
@@ -149,7 +154,17 @@ def _wide_ok(run: DigitRun) -> bool:
 def digit_runs(text: str) -> list[DigitRun]:
     """Every run of digits (as digits or digit words) in the text, in order."""
     runs: list[DigitRun] = []
+    # Decimals count only in a run as long as a card: "39.99, 49.99" are prices.
+    for m in _DECIMAL_RUN.finditer(text):
+        run = _run(text, m.start(), m.end())
+        fractions = re.findall(r"\d\.(\d+)", run.text)
+        # ... and prices have two decimals: a list of them is not a number read out
+        if fractions and any(len(f) != 2 for f in fractions) and len(run.digits) >= 13:
+            runs.append(DigitRun(run.start, run.end, run.text, run.groups, run.words, decimal=True))
+    taken = [(r.start, r.end) for r in runs]
     for m in _WIDE_RUN.finditer(text):
+        if any(m.start() < e and s < m.end() for s, e in taken):
+            continue
         whole = _run(text, m.start(), m.end())
         tight = [_run(text, t.start(), t.end()) for t in _TIGHT_RUN.finditer(text, m.start(), m.end())]
         if len(tight) == 1 and (tight[0].start, tight[0].end) == (m.start(), m.end()):
@@ -158,7 +173,7 @@ def digit_runs(text: str) -> list[DigitRun]:
             runs.append(whole)
         else:
             runs.extend(tight)
-    return runs
+    return sorted(runs, key=lambda r: r.start)
 
 
 def _phone_shaped(run: DigitRun) -> bool:
@@ -184,6 +199,8 @@ def _phone_shaped(run: DigitRun) -> bool:
 
 def _card_shaped(run: DigitRun) -> bool:
     digits = run.digits
+    if run.decimal:
+        return True
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return True
     # 16-19 digits written with separators: a card with a misheard digit; nothing else is that long

@@ -52,6 +52,7 @@ W_MINILM = 1.0
 W_BM25 = 0.25
 NUMBER_BONUS = 0.8
 TYPE_PENALTY = 0.6
+NO_SHARED_WORDS = 0.15  # relevance lost by a passage that shares not one word (or sound-alike) with the query
 
 
 def tokens(text: str) -> list[str]:
@@ -186,6 +187,10 @@ class LexicalIndex:
             out.extend(sorted(self.by_sound.get(sound_key(t), set()))[:3])
         return out
 
+    def shares_words(self, query: str, index: int) -> bool:
+        """Whether the passage uses any of the query's words, or words that sound like them."""
+        return bool(set(self.expand(content_terms(query))) & set(self.docs_terms[index]))
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage."""
         terms = [t for t in self.expand(content_terms(query)) if t in self.vocabulary]
@@ -241,7 +246,9 @@ def rank(query: str, *, unit_vectors: dict[str, np.ndarray], query_vectors: dict
     if boost is not None:
         fused = fused + boost
     order = np.argsort(-fused)[: max(k, 2)]
-    scored = [Scored(int(i), float(fused[i]), relevance(float(pooled["minilm"][i]), float(pooled["e5"][i])),
+    scored = [Scored(int(i), float(fused[i]),
+                     relevance(float(pooled["minilm"][i]), float(pooled["e5"][i]))
+                     - (0.0 if lexical.shares_words(query, int(i)) else NO_SHARED_WORDS),
                      {name: round(float(v[i]), 4) for name, v in pooled.items()}, float(lex[i])) for i in order]
     margin = scored[0].fused - scored[1].fused if len(scored) > 1 else math.inf
     return Ranking(scored[:k], margin)

@@ -54,9 +54,11 @@ class OpenAIGenerator:
         try:
             async with session.post(url, json=body, headers=self._headers()) as resp:
                 if resp.status != 200:
-                    detail = (await resp.text())[:200].strip()
-                    hint = " (check dialog.api_key)" if resp.status in (401, 403) else ""
-                    raise BackendError(f"{url} answered HTTP {resp.status}{hint}: {detail}")
+                    raise BackendError(f"{url} answered HTTP {resp.status}{_hint(resp.status)}: {await _detail(resp)}")
+                ctype = resp.headers.get("Content-Type", "")
+                if not ctype.startswith("text/event-stream"):
+                    raise BackendError(f"{url} answered {ctype or 'no Content-Type'}, not a text/event-stream "
+                                       f"(does the server stream chat completions?): {await _detail(resp)}")
                 async for chunk in self._events(resp):
                     if not stats.new_tokens:
                         stats.first_token_s = time.perf_counter() - start
@@ -65,6 +67,8 @@ class OpenAIGenerator:
         except aiohttp.ClientConnectorError as exc:
             raise BackendError(f"cannot reach the LLM server at {self.base_url}: {exc.os_error}; "
                                "start it or fix dialog.base_url") from None
+        except aiohttp.ServerTimeoutError:
+            raise BackendError(f"LLM server {self.base_url} sent nothing for {self.timeout_s:g} s") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendError(f"LLM server {self.base_url} failed mid-stream: {type(exc).__name__}: {exc}") from None
         finally:
@@ -72,13 +76,14 @@ class OpenAIGenerator:
 
     @staticmethod
     async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
-        """Parse SSE `data:` lines; `[DONE]` ends the stream."""
+        """Parse SSE `data:` lines; `[DONE]` ends the stream, and so does the end of the body after a finish_reason."""
         buffer = b""
+        finished = False
         async for raw in resp.content.iter_any():
             buffer += raw
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                text = line.decode("utf-8").strip()
+                text = line.decode("utf-8", errors="replace").strip()
                 if not text.startswith("data:"):
                     continue  # comments, event names, blank separators
                 data = text[5:].strip()
@@ -88,14 +93,44 @@ class OpenAIGenerator:
                     event = json.loads(data)
                 except json.JSONDecodeError:
                     raise BackendError(f"LLM server sent a malformed event: {data[:120]!r}") from None
+                if not isinstance(event, dict):
+                    raise BackendError(f"LLM server sent an event that is not an object: {data[:120]!r}")
                 if "error" in event:
                     raise BackendError(f"LLM server error: {event['error']}")
                 for choice in event.get("choices") or []:
+                    if not isinstance(choice, dict):
+                        raise BackendError(f"LLM server sent a malformed choice: {data[:120]!r}")
+                    finished = finished or bool(choice.get("finish_reason"))
                     content = (choice.get("delta") or {}).get("content") or (choice.get("text") or "")
                     if content:
                         yield content
+        if not finished:
+            raise BackendError("LLM server closed the stream before it finished (no [DONE] or finish_reason)")
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+def _hint(status: int) -> str:
+    if status in (401, 403):
+        return " (check dialog.api_key)"
+    if status == 404:
+        return " (check dialog.base_url: it usually ends in /v1)"
+    return ""
+
+
+async def _detail(resp: aiohttp.ClientResponse) -> str:
+    """The start of an error body: the server's own message when it is OpenAI-style JSON."""
+    try:
+        text = (await resp.text(errors="replace")).strip()
+    except (aiohttp.ClientError, TimeoutError):
+        return "(no body)"
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and isinstance(body.get("error"), dict) and body["error"].get("message"):
+            return str(body["error"]["message"])[:200]
+    except json.JSONDecodeError:
+        pass
+    return text[:200] or "(empty body)"

@@ -62,3 +62,31 @@ def test_extractive_answer_picks_the_relevant_sentence() -> None:
         return [1.0 if "reschedule" in s else 0.0 for s in sentences]
 
     assert extractive_answer("change my visit", answer, 1, scorer=scorer)[0].startswith("You can reschedule")
+
+
+LIGHTS = ("A solid white light means everything is working. Flashing amber means the router is starting up. "
+          "A red light means there is no signal on the line.")
+
+
+def test_claims_must_sit_in_one_passage_sentence() -> None:
+    g = Grounding(LIGHTS, "The little light on my modem has gone red")
+    assert g.check("A red light means there is no signal on the line.").ok
+    # every word is in the passage, but red belongs to "no signal", not to "starting up"
+    assert "colour" in g.check("The red light means the router is starting up.").reason
+    assert not g.check("A green light means everything is working.").ok
+
+
+def test_yes_no_and_names_need_support() -> None:
+    p = Grounding(PRICE, "Is there a student discount?", names=["Example Co"])
+    assert "yes or no" in p.check("Yes, there is.").reason
+    assert not p.check("Yes, there is a student discount.").ok
+    assert "name" in p.check("Our Gigabit Max plan costs $39.99 a month.").reason  # a name the passage lacks
+    assert p.check("Fiber 500 costs $39.99 a month at Example Co.").ok  # the company's own name is free
+
+
+def test_a_swapped_colour_is_caught_even_when_every_other_word_matches() -> None:
+    g = Grounding("A green light on the front of the router means the fibre line is working normally. "
+                  "Any other light means there is a fault.", "what does the red light mean")
+    assert g.check("A green light on the front of the router means the fibre line is working normally.").ok
+    swapped = "A red light on the front of the router means the fibre line is working normally."
+    assert "colour" in g.check(swapped).reason

@@ -29,6 +29,21 @@ from dialog.intents import Intent, detect_intent
         ("when are you open on Saturday?", "question"),
         ("your agent was rude to me last week", "question"),
         ("my internet is down", "question"),
+        # many ways of asking for a person
+        ("put me through to someone", "human"),
+        ("a real human", "human"),
+        ("operator", "human"),
+        ("agent please", "human"),
+        ("I need to talk to an actual human being please", "human"),
+        ("let me speak with somebody", "human"),
+        ("can I get a live person", "human"),
+        ("transfer me to customer service", "human"),
+        # near misses that are not requests
+        ("can a person come to my house", "question"),
+        ("I spoke to someone last week", "question"),
+        ("is an engineer a real person", "question"),
+        ("can someone come and fix the line", "question"),
+        ("the agent I talked to yesterday said it was fixed", "question"),
     ],
 )
 def test_intents(text: str, intent: str) -> None:
