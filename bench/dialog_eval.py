@@ -4,8 +4,9 @@
                                           [--set telecom --set shop] [--config llm --config kb-only] [--sets-only]
 
 Every conversation of bench/eval/<kb>.yaml is played through the real brain (dialog.Brain with that KB folder),
-once with the local SmolLM2 generator and once with KB passages only (use_llm=False). When the brain asks a
-clarifying question, the caller answers with the turn's `clarify_answer` and the reply after it is scored.
+once with the local SmolLM2 generator (answer_style "generate") and once with KB passages only (use_llm=False).
+When the brain asks a clarifying question, the caller answers with the turn's `clarify_answer` and the reply
+after it is scored.
 Per KB and configuration: right at the first reply, right or clarified, wrong facts, "don't know" on an
 answerable question, inventions on off-KB questions, handoff recall and precision (false transfers), and a
 per-category breakdown. `--spoken` scores the rows of bench/spoken_eval.py's JSON the same way, per KB and line.
@@ -59,6 +60,11 @@ from tests.dialog.script_runner import TurnResult, run_script, script_paths  # n
 from tests.dialog.support import test_cache  # noqa: E402
 
 CONFIGS = {"llm": "local SmolLM2", "kb-only": "KB passages only"}
+
+
+def options_for(config: str, kb_dir: str = "") -> DialogOptions:
+    """The brain's options in a configuration: with the LLM the answers are generated (and guarded)."""
+    return DialogOptions(kb_dir=kb_dir, answer_style="generate" if config == "llm" else "extract")
 Row = tuple[str, str, str, str]
 
 
@@ -247,7 +253,7 @@ def brains(s: EvalSet, configs: list[str], cache: Path, gen: LocalGenerator | No
     """A loaded brain for the set's KB in each configuration (the KB index is shared between them)."""
     kb = None
     for config in configs:
-        brain = Brain(DialogOptions(kb_dir=str(s.kb_dir)), cache / f"dialog-bench-{s.name}",
+        brain = Brain(options_for(config, str(s.kb_dir)), cache / f"dialog-bench-{s.name}",
                       generator=gen if config == "llm" else None, embedder=embedder, knowledge=kb,
                       sentiment=analyzer, use_llm=config == "llm")
         brain.load()
@@ -333,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
 def old_measures(cache: Path, gen: LocalGenerator, embedder: Embedder, analyzer: SentimentAnalyzer,
                  repeats: int) -> list[Row]:
     """Sentiment on the held-out split, the scripted calls on the example KB, and the LLM's speed."""
-    brain = Brain(DialogOptions(), cache, generator=gen, embedder=embedder, sentiment=analyzer)
+    brain = Brain(options_for("llm"), cache, generator=gen, embedder=embedder, sentiment=analyzer)
     brain.load()
-    kb_only = Brain(DialogOptions(), cache, embedder=embedder, knowledge=brain.kb, sentiment=analyzer, use_llm=False)
+    kb_only = Brain(options_for("kb-only"), cache, embedder=embedder, knowledge=brain.kb, sentiment=analyzer,
+                    use_llm=False)
     kb_only.load()
     sent = sentiment_eval(analyzer)
     rows: list[Row] = [
