@@ -233,3 +233,16 @@ def test_long_inputs_stay_linear() -> None:
 )
 def test_an_utterance_that_is_only_a_number(text: str, expected: str) -> None:
     assert Redactor().redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sure, it is 4.539, 5.87, 6.36, 2.1486", "Sure, it is [CARD]"),  # seen from the streaming ASR
+        ("It costs 39.99, 49.99, 59.99, 69.99 a month", "It costs 39.99, 49.99, 59.99, 69.99 a month"),
+        ("versions 2.5, 3.1 and 4.0", "versions 2.5, 3.1 and 4.0"),
+        ("rated 4.5, 3.2, 4.8, 5.0 stars", "rated 4.5, 3.2, 4.8, 5.0 stars"),
+    ],
+)
+def test_digit_groups_written_as_decimals(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
