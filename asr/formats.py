@@ -27,6 +27,8 @@ def render(data: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "txt":
+        if any("sentiment" in s for s in segments):
+            return _analyzed_txt(data, segments)
         lines = [f"{_clock(s['start'], '.')} {_label(s, multi)}{s['text']}" for s in segments]
         return "\n".join(lines) + ("\n" if lines else "")
     if fmt in ("srt", "vtt"):
@@ -39,3 +41,27 @@ def render(data: dict[str, Any], fmt: str) -> str:
         body = "\n".join(blocks)
         return ("WEBVTT\n\n" + body) if fmt == "vtt" else body
     raise ValueError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}")
+
+
+def _analyzed_txt(data: dict[str, Any], segments: list[dict[str, Any]]) -> str:
+    """A call report for a reader: summary, speakers' sentiment, redactions, then the transcript turn by turn."""
+    lines = ["CALL SUMMARY", f"  {data.get('summary') or 'No summary.'}"]
+    moods = data.get("by_speaker") or {}
+    for who, m in moods.items():
+        lines.append(f"  {who}: {m.get('segments', 0)} segments, {m.get('negative', 0)} negative, "
+                     f"{m.get('neutral', 0)} neutral, {m.get('positive', 0)} positive")
+    if "redactions" in data:
+        kinds = data.get("redactions_by_kind") or {}
+        detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+        count = int(data.get("redactions") or 0)
+        lines.append(f"  Redacted: {count} item{'s' if count != 1 else ''}" + (f" ({detail})" if detail else "")
+                     + (", replaced by placeholders such as [CARD] in everything shown and stored" if count else ""))
+    lines += ["", "TRANSCRIPT"]
+    width = max((len(str(s.get("speaker") or "")) for s in segments), default=0)
+    long_call = max((float(s.get("end", 0.0)) for s in segments), default=0.0) >= 3600
+    for s in segments:
+        mood = (s.get("sentiment") or {}).get("label", "")
+        who = str(s.get("speaker") or "").ljust(width)
+        stamp = _clock(s["start"], ".")[: -2] if long_call else _clock(s["start"], ".")[3:-2]
+        lines.append(f"  {stamp}  {who}  {mood:<8}  {s['text']}")
+    return "\n".join(lines) + "\n"

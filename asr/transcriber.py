@@ -100,6 +100,12 @@ class _Packer:
                 idx = i
             else:
                 break
+        # In the silent gap between two pieces: the nearer one. Whisper often starts the first word
+        # of an utterance inside the gap before it, which put it at the end of the previous utterance.
+        if idx + 1 < len(self.pieces):
+            after_end = probe - (self.pieces[idx].packed_start + self.pieces[idx].length)
+            if after_end > 0 and self.pieces[idx + 1].packed_start - probe < after_end:
+                idx += 1
         return idx
 
 

@@ -135,6 +135,8 @@ def _analyze(data: dict[str, Any], config: Config) -> dict[str, Any]:
     data["segments"] = result["segments"]
     data["summary"] = result.get("summary", "")
     data["redactions"] = result.get("redactions", 0)
+    data["redactions_by_kind"] = result.get("redactions_by_kind", {})
+    data["by_speaker"] = result.get("by_speaker", {})
     data["text"] = " ".join(s["text"] for s in data["segments"] if s["text"])
     return data
 
