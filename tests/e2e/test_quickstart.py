@@ -1,4 +1,4 @@
-"""The quickstart's main job, `scripts/run.sh`, as a new user runs it: an accurate, analyzed transcript of the sample call."""
+"""The quickstart's main job, `scripts/run.sh`, as a new user runs it: an accurate, analyzed sample call."""
 
 from __future__ import annotations
 
