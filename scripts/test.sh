@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/apt-deps.sh
 scripts/bootstrap.sh
+scripts/bootstrap.sh --llama-server  # llama.cpp's server for the dialog.backend=openai tests
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
