@@ -318,6 +318,11 @@ class Redactor:
         for run in runs:
             if _spoken_shaped(run) or (run.words and len(run.digits) >= 4 and run.single_groups >= 2):
                 yield "spoken_digits", run.start, run.end
+            elif len(run.groups) == 1 and not run.words and 5 <= len(run.digits) <= 6:
+                # One unbroken number of five or six digits: a postcode, an order or account number, or
+                # the piece of a card the streaming ASR has heard so far ("... 63621"). Amounts are
+                # written with a thousands separator or a currency sign, which a run does not start at.
+                yield "spoken_digits", run.start, run.end
             elif len(run.digits) >= 4 and _ONLY_A_NUMBER.fullmatch(text[: run.start] + "#" + text[run.end :]):
                 # An utterance that is nothing but a number ("4539."): a caller reading a card or an
                 # account number in groups, one turn per group, says exactly this.

@@ -226,6 +226,11 @@ def test_long_inputs_stay_linear() -> None:
         ("and 1486", "and [NUMBER]"),
         ("It's 5787.", "It's [NUMBER]."),
         # numbers inside a sentence are not
+        # five or six digits in one piece are an identifier wherever they stand (seen in a live caption)
+        ("Time Saminate 63621", "Time Saminate [NUMBER]"),
+        ("my order is 104552 I think", "my order is [NUMBER] I think"),
+        ("it costs $12000", "it costs $12000"),
+        ("12,000 customers", "12,000 customers"),
         ("Fiber 500.", "Fiber 500."),
         ("I paid 4539 dollars", "I paid 4539 dollars"),
         ("The Fiber 1000 plan", "The Fiber 1000 plan"),
