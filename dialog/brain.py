@@ -48,7 +48,7 @@ def _follow_up(text: str) -> bool:
     """ "And on Saturdays?", "how much is that?" lean on the previous question; a new statement does not."""
     words = len(text.split())
     return (bool(_FOLLOW_UP.match(text)) or (text.strip().endswith("?") and words <= 5)
-            or (words <= 8 and bool(_ANAPHOR.search(text))))
+            or (words <= 14 and bool(_ANAPHOR.search(text))))
 
 
 def _which(text: str, dtmf: str | None, candidates: list[Passage]) -> int | None:
@@ -191,7 +191,7 @@ class Call:
         k = max(brain.options.top_k, 2)
         found = brain.kb.retrieve(text, k, minilm_vector=vec) if vec is not None else Retrieval([], 0.0)
         last = self.conversation.last_answered()
-        if last is not None and vec is not None and _follow_up(text):
+        if last is not None and vec is not None:
             found = self._follow_up(text, last, found, k)
         features: AcousticFeatures | None = None
         arousal: float | None = None
@@ -206,10 +206,7 @@ class Call:
         boost = {p.id: FOLLOW_UP_BOOST for p in kb.passages if p.topic == last.topic}
         if last.source:
             boost[last.source] = FOLLOW_UP_BOOST + SAME_ENTRY_BOOST
-        led = kb.retrieve(text, k, boost=boost)
-        joined = {h.passage.id: h.score for h in kb.retrieve(f"{last.caller} {text}", len(kb.passages)).hits}
-        hits = [Hit(h.passage, max(h.score, joined.get(h.passage.id, 0.0)), h.fused) for h in led.hits]
-        candidate = Retrieval(hits, led.margin)
+        candidate = kb.retrieve_in_context(text, last.caller, k, boost=boost, leans=_follow_up(text))
         return candidate if self._rank_key(candidate) >= self._rank_key(plain) else plain
 
     def tier(self, found: Retrieval) -> tuple[str, list[Hit]]:

@@ -67,6 +67,13 @@ _REPEAT = re.compile(
 _MENU = re.compile(r"\b(?:press(?:ing)?|option|choose|select|pick|number|dial)\s+(?P<d>\d|"
                    + "|".join(sorted(DIGIT_WORDS, key=len, reverse=True)) + r"|star|hash|pound)\b", re.IGNORECASE)
 _THANKS = re.compile(r"^\W*(?:ok(?:ay)?\W+|great\W+|perfect\W+|lovely\W+)?(?:thanks?|thank\s+you|cheers|ta)\b", re.I)
+# "brilliant, thanks", "okay, I'll just send it back when it comes, cheers": a turn that ends on thanks
+_ENDS_THANKS = re.compile(r"[\s,.!-](?:thanks?(?:\s+(?:a lot|very much|so much))?|"
+                          r"thank\s+you(?:\s+(?:very|so)\s+much)?|cheers|ta)\W*$", re.I)
+_ACK_START = re.compile(r"^\W*(?:ok(?:ay)?|great|brilliant|lovely|perfect|right|alright|all\s+right|cool|fine|"
+                        r"fab|super|ah|oh|that'?s|that\s+is|got\s+it|understood|fair\s+enough)\b", re.I)
+_REQUEST = re.compile(r"\b(?:what|where|why|how|which|who|whether|need|want|wondering|looking\s+for|"
+                      r"tell\s+me|let\s+me\s+know|like\s+to|help)\b", re.I)
 _GREETING = re.compile(r"^\W*(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))\b", re.IGNORECASE)
 _YES = re.compile(r"^\W*(?:yes|yeah|yep|sure|please|ok(?:ay)?|go\s+ahead|yes\s+please|please\s+do)\W*"
                   r"(?:please|thanks?|thank\s+you)?\W*$", re.I)
@@ -105,7 +112,8 @@ def detect_intent(text: str, dtmf: str | None = None) -> Intent:
         return Intent(YES)
     if _NO.match(t):
         return Intent(NO)
-    if _THANKS.match(t) and words <= 6:
+    if (_THANKS.match(t) and words <= 6) or (_ENDS_THANKS.search(" " + t) and _ACK_START.match(t) and "?" not in t
+                                              and not _ASKS.search(t) and not _REQUEST.search(t) and words <= 14):
         return Intent(THANKS)
     if _GREETING.match(t) and words <= 4:
         return Intent(GREETING)

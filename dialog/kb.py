@@ -290,6 +290,9 @@ class KnowledgeBase:
         if not query.strip() or not self.passages:
             return Retrieval([], 0.0)
         assert self.lexical is not None
+        repaired = self.lexical.repair(query)
+        if repaired != query:  # a word the ASR split in two: the caller's vector is of the words they meant
+            query, minilm_vector = repaired, None
         q_minilm = minilm_vector if minilm_vector is not None else self.embedder.encode_one(query)
         q_e5 = self.e5.query([query])[0]
         extra: np.ndarray | None = None
@@ -305,6 +308,26 @@ class KnowledgeBase:
                        titles=[f"{p.question} {' '.join(p.also)}" for p in self.passages], boost=extra, k=k)
         hits = [Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in ranking.scored]
         return Retrieval(hits, ranking.margin)
+
+    def retrieve_in_context(self, query: str, context: str, k: int = 3, *,
+                            boost: dict[str, float] | None = None, leans: bool = True) -> Retrieval:
+        """Rank for a turn that leans on an earlier one ("and how much is that?").
+
+        Each passage's fused score is the mean of its score for the turn alone and for the turn read after
+        `context` (the earlier question), so that the entry that fits both leads. Its relevance is the better
+        of the two readings when the turn `leans` on the earlier one (it says "that", "and ...?"), else the
+        turn's own: a new question is not made relevant by what was asked before.
+        """
+        n = len(self.passages)
+        alone = {h.passage.id: h for h in self.retrieve(query, n).hits}
+        joined = {h.passage.id: h for h in self.retrieve(f"{context} {query}", n).hits}
+        extra = boost or {}
+        hits = [Hit(p, max(alone[p.id].score, joined[p.id].score) if leans else alone[p.id].score,
+                    0.5 * (alone[p.id].fused + joined[p.id].fused) + extra.get(p.id, 0.0))
+                for p in self.passages if p.id in alone and p.id in joined]
+        hits.sort(key=lambda h: -h.fused)
+        margin = hits[0].fused - hits[1].fused if len(hits) > 1 else float("inf")
+        return Retrieval(hits[:k], margin)
 
     def vocabulary(self, limit: int = 60) -> list[str]:
         """Distinctive words of the KB (product names, places): a hint for speech recognition."""

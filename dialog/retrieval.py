@@ -187,6 +187,36 @@ class LexicalIndex:
             out.extend(sorted(self.by_sound.get(sound_key(t), set()))[:3])
         return out
 
+    def repair(self, query: str) -> str:
+        """Words the ASR split in two joined again when the KB uses the whole word ("out age" -> "outage",
+        "reef und" -> "refund"): the join must be a KB word (or sound like one) that neither half is."""
+        words = query.split()
+        out: list[str] = []
+        i = 0
+        while i < len(words):
+            if i + 1 < len(words):
+                joined = self._joined(words[i], words[i + 1])
+                if joined:
+                    out.append(joined)
+                    i += 2
+                    continue
+            out.append(words[i])
+            i += 1
+        return " ".join(out)
+
+    def _joined(self, left: str, right: str) -> str:
+        a, b = (re.sub(r"[^a-z]", "", w.lower()) for w in (left, right))
+        if not a or not b or len(a + b) < 6 or not left[-1:].isalpha() or not right[:1].isalpha():
+            return ""
+        halves_known = stem(a) in self.vocabulary or stem(b) in self.vocabulary
+        whole = stem(a + b)
+        if whole in self.vocabulary and not (stem(a) in self.vocabulary and stem(b) in self.vocabulary):
+            return a + b + right[len(right.rstrip(".,?!;:")):]
+        if halves_known or a in _STOP or b in _STOP or (len(a) > 4 and len(b) > 4):
+            return ""
+        alike = sorted(t for t in self.by_sound.get(sound_key(a + b), set()) if abs(len(t) - len(a + b)) <= 2)
+        return alike[0] + right[len(right.rstrip(".,?!;:")):] if alike else ""
+
     def shares_words(self, query: str, index: int) -> bool:
         """Whether the passage uses any of the query's words, or words that sound like them."""
         return bool(set(self.expand(content_terms(query))) & set(self.docs_terms[index]))

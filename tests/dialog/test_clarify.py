@@ -83,6 +83,37 @@ async def test_follow_up_resolves_against_the_previous_topic(plans_brain: Brain)
     assert (sources if action == "answer" else call.conversation.clarifying)[0] == "plan-max", spoken
 
 
+async def test_a_longer_follow_up_is_read_with_the_question_before_it(
+        embedder: Embedder, analyzer: SentimentAnalyzer, tmp_path: Path) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "pool.yaml").write_text("""topic: Swimming pool
+entries:
+  - id: pool-hours
+    question: When is the swimming pool open?
+    answer: The pool is open from 6 AM to 9 PM on weekdays and from 8 AM to 6 PM at weekends.
+  - id: pool-guests
+    question: Can guests use the swimming pool?
+    answer: Members may bring a guest to the pool for a day fee of $8.
+  - id: locker-rental
+    question: Can I rent a locker?
+    answer: Lockers can be rented at reception for $5 a month.
+""", encoding="utf-8")
+    b = Brain(DialogOptions(kb_dir=str(tmp_path / "kb")), tmp_path / "cache", embedder=embedder,
+              sentiment=analyzer, use_llm=False)
+    b.load()
+    call = b.open_call()
+    action, _, sources = await say(call, "what time does the pool open in the morning")
+    assert action == "answer" and sources == ["pool-hours"]
+    # "bring my sister along to it" names neither the pool nor guests' fees: the previous question does
+    follow_up = "and can I bring my sister along to it one day"
+    action, spoken, sources = await say(call, follow_up)
+    assert action in ("answer", "clarify"), spoken
+    assert (sources if action == "answer" else call.conversation.clarifying)[0] == "pool-guests", spoken
+    # on its own, the same turn is too vague to answer
+    action, spoken, _ = await say(b.open_call(), follow_up)
+    assert action == "not_found", spoken
+
+
 async def test_nothing_relevant_is_said_and_a_human_offered(plans_brain: Brain) -> None:
     call = plans_brain.open_call()
     action, spoken, _ = await say(call, "can you recommend a good pizza place")

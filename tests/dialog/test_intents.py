@@ -23,6 +23,13 @@ from dialog.intents import Intent, detect_intent
         ("sorry, I didn't catch that", "repeat"),
         ("pardon?", "repeat"),
         ("thank you", "thanks"),
+        # a turn that ends on thanks after an acknowledgement closes the exchange, a request does not
+        ("perfect, that sorts it, thank you very much", "thanks"),
+        ("alright then, ta", "thanks"),
+        ("okay, I'll ring back tomorrow, cheers", "thanks"),
+        ("okay, I want to know the fee, thanks", "question"),
+        ("the modem keeps dropping, thanks", "question"),
+        ("right, and how much is it, thanks", "question"),
         ("hello", "greeting"),
         ("yes please", "yes"),
         ("no thanks", "no"),

@@ -56,3 +56,14 @@ def test_tiers_answer_clarify_not_found() -> None:
     nothing = Retrieval(_hits(("a", 0.1, 3.0), ("b", 0.05, 2.9)), 0.1)
     assert nothing.tier(0.3, 0.4, 0.6) == ("not_found", [])
     assert Retrieval([], math.inf).tier(0.3, 0.4, 0.6) == ("not_found", [])
+
+
+def test_words_the_asr_split_in_two_are_joined_when_the_kb_uses_the_whole_word() -> None:
+    index = LexicalIndex(["Report an outage on the status page.", "Refunds go back to your card.",
+                          "A technician visit is free.", "You can pay in instalments."])
+    assert index.repair("is there an out age near me") == "is there an outage near me"
+    assert index.repair("can the tech nician come today?") == "can the technician come today?"
+    assert index.repair("I want a reef und please") == "I want a refund please"  # sounds like a KB word
+    # ordinary pairs of words stay apart, even when the pair sounds like a KB word
+    for text in ("can you pay it for the card", "I want to report it", "the status of my order"):
+        assert index.repair(text) == text
