@@ -53,6 +53,12 @@ class DialogReply:
         stream: AsyncIterator[str] = self._reply.stream()
         return stream
 
+    async def aclose(self) -> None:
+        """Stop generating now (the caller interrupted): the dialog records what was streamed so far."""
+        closer = getattr(self._reply, "aclose", None)
+        if closer is not None:
+            await closer()
+
     async def outcome(self) -> TurnOutcome:
         """The brain's decision for the turn."""
         d = await self._reply.outcome()

@@ -40,7 +40,11 @@ class TurnOutcome:
 
 
 class Reply(Protocol):
-    """A reply being generated: text chunks as they come, then the decision."""
+    """A reply being generated: text chunks as they come, then the decision.
+
+    A reply may also have ``async aclose()``: the session calls it when the caller interrupts, so
+    that generation stops at once instead of when the stream is garbage-collected.
+    """
 
     def stream(self) -> AsyncIterator[str]:
         """Reply text in chunks (tokens or sentences)."""

@@ -12,6 +12,7 @@ from voice_agent.session import CallResult
 from voice_agent.store import CallStore
 
 _CHANNEL = {"caller": 0, "agent": 1}
+_KEPT = ("human", "interrupted")
 
 
 def save_call(store: CallStore, result: CallResult, kind: str, source: str, started_at: float | None = None,
@@ -26,7 +27,9 @@ def save_call(store: CallStore, result: CallResult, kind: str, source: str, star
     report = result.report()
     segments: list[dict[str, Any]] = [
         {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"],
-         "channel": _CHANNEL.get(seg["speaker"], 0), "text": seg["text"]}
+         "channel": _CHANNEL.get(seg["speaker"], 0), "text": seg["text"],
+         # who spoke for the agent side after a takeover, and a segment cut short by an interruption
+         **{k: seg[k] for k in _KEPT if k in seg}}
         for seg in sorted(result.transcript, key=lambda s: s["start"])
     ]
     segments = scrub(segments)

@@ -33,6 +33,7 @@ log = logging.getLogger("voice_agent.session")
 
 FRAME_S = 0.02
 ASR_RATE = 16000
+HUMAN_QUEUE_FRAMES = 10  # a person's audio arrives on another clock: keep at most 200 ms of it
 # Short acknowledgements and noises that must not interrupt the agent.
 BACKCHANNEL = {
     "uh-huh", "uh huh", "mm-hmm", "mm hmm", "mhm", "hmm", "mm", "okay", "ok", "yeah", "yes", "yep", "right",
@@ -146,40 +147,82 @@ class Resampler:
 
 
 class Playout:
-    """Agent audio waiting to go out, in 20 ms frames; can pause, resume and flush."""
+    """Agent audio waiting to go out, in 20 ms frames; can pause, resume and flush.
 
-    def __init__(self, rate: int) -> None:
+    Text put with audio is a mark at the audio's first sample: ``heard()`` hands back the texts
+    whose audio has started playing, so transcripts say what the caller heard, not what was
+    generated. ``limit`` (frames) drops the oldest audio when a producer on another clock runs ahead.
+    """
+
+    def __init__(self, rate: int, limit: int | None = None) -> None:
         self.rate = rate
         self.n = int(rate * FRAME_S)
+        self.limit = limit
         self._frames: deque[np.ndarray] = deque()
         self._rest = np.zeros(0, np.float32)
         self.paused = False
+        self._queued = 0  # samples put so far (frames and rest)
+        self._played = 0  # samples sent so far
+        self._marks: deque[tuple[int, str]] = deque()
+        self._heard: list[str] = []
 
-    def put(self, audio: np.ndarray) -> None:
-        """Queue audio (any length)."""
+    def put(self, audio: np.ndarray, text: str = "") -> None:
+        """Queue audio (any length); ``text`` is what it says (heard once its first frame plays)."""
+        if text:
+            self._marks.append((self._queued, text))
+        self._queued += len(audio)
         data = np.concatenate([self._rest, audio.astype(np.float32, copy=False)])
         whole = len(data) // self.n
         for i in range(whole):
             self._frames.append(data[i * self.n : (i + 1) * self.n])
         self._rest = data[whole * self.n :]
+        if self.limit is not None:
+            while len(self._frames) > self.limit:
+                self._frames.popleft()
+                self._played += self.n
+                self._reach()
+
+    def mark(self, text: str) -> None:
+        """Text with no audio of its own: heard with the last queued sample (now, when nothing is queued)."""
+        if not text:
+            return
+        if self.pending:
+            self._marks.append((self._queued - 1, text))
+        else:
+            self._heard.append(text)
 
     def flush_tail(self) -> None:
         """Pad and queue the last partial frame."""
         if len(self._rest):
-            self._frames.append(np.concatenate([self._rest, np.zeros(self.n - len(self._rest), np.float32)]))
+            pad = self.n - len(self._rest)
+            self._frames.append(np.concatenate([self._rest, np.zeros(pad, np.float32)]))
+            self._queued += pad
             self._rest = np.zeros(0, np.float32)
 
     def next(self) -> np.ndarray | None:
         """The next frame to send, or None for silence."""
         if self.paused or not self._frames:
             return None
+        self._played += self.n
+        self._reach()
         return self._frames.popleft()
 
+    def _reach(self) -> None:
+        while self._marks and self._marks[0][0] < self._played:
+            self._heard.append(self._marks.popleft()[1])
+
+    def heard(self) -> list[str]:
+        """Texts whose audio started playing since the last call."""
+        out, self._heard = self._heard, []
+        return out
+
     def clear(self) -> int:
-        """Drop everything queued; returns the frames dropped."""
+        """Drop everything queued (and the texts not yet heard); returns the frames dropped."""
         dropped = len(self._frames)
         self._frames.clear()
         self._rest = np.zeros(0, np.float32)
+        self._marks.clear()
+        self._queued = self._played
         self.paused = False
         return dropped
 
@@ -278,7 +321,10 @@ class CallSession:
         self._agent_speaking_since: float | None = None
         self._current_turn: TurnRecord | None = None
         self._agent_segment_start: float | None = None
-        self._agent_text_parts: list[str] = []
+        self._agent_text_parts: list[str] = []  # what the caller heard of the open agent segment
+        self._human_out = Playout(rate, limit=HUMAN_QUEUE_FRAMES)  # a person's voice after a takeover
+        self._human_in: dict[int, Resampler] = {}
+        self._held = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._partial: asyncio.Task[Any] | None = None
         self._partial_at = 0.0
@@ -332,6 +378,9 @@ class CallSession:
                 out = silence if agent is None else agent
                 if self.outgoing is not None and agent is not None:
                     out = self.outgoing(out)
+                human = self._human_out.next()
+                if human is not None:
+                    out = human if agent is None else np.clip(out + human, -1.0, 1.0)
                 await sink(out)
                 self._on_agent_frame(out, agent is not None)
                 if wav is not None:
@@ -341,12 +390,21 @@ class CallSession:
                     break
                 self._timers()
         finally:
-            for task in (self._reply_task, self._spec, self._barge_check, *self._tasks):
-                if task is not None and not task.done():
+            left = [t for t in (self._reply_task, self._spec, self._barge_check, *self._tasks) if t is not None]
+            for task in left:
+                if not task.done():
                     task.cancel()
+            # Collected, so that no task's failure goes unseen ("exception was never retrieved").
+            for outcome in await asyncio.gather(*left, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.warning("call task failed: %s: %s", type(outcome).__name__, outcome)
             if wav is not None:
                 wav.close()
             metrics.ACTIVE_CALLS.dec()
+        # A caller who hangs up while the agent speaks heard the agent up to here.
+        self._agent_text_parts.extend(self._playout.heard())
+        if self._agent_segment_start is not None:
+            self._close_agent_segment(interrupted=self._playout.pending)
         if not self.outcome:
             answered = any(t.agent_text for t in self.turns)
             self.outcome = "resolved" if answered else "abandoned"
@@ -354,6 +412,89 @@ class CallSession:
         self._event("call_end", outcome=self.outcome)
         return CallResult(self.call_id, self.outcome, self.now, self.turns, self.events, self.transcript,
                           self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer)
+
+    # ---- public API: what a front end (console takeover, phone leg, tests) may do to a live call ----
+    async def say(self, text: str) -> None:
+        """Speak ``text`` to the caller now (after anything already queued); returns once it is queued."""
+        if not text.strip():
+            return
+
+        async def once() -> AsyncIterator[str]:
+            yield text
+
+        self.busy += 1
+        try:
+            async for pcm in self.voice.speak(once(), self.rate):
+                self._playout.put(pcm)
+            self._playout.flush_tail()
+            self._playout.mark(text)
+        finally:
+            self.busy -= 1
+        self._event("say", text=text)
+
+    async def interrupt(self) -> None:
+        """Stop the assistant now: queued agent audio is dropped and the running reply is closed and awaited.
+
+        The agent's transcript segment ends at the audio actually played, with only the text heard.
+        """
+        dropped = self._playout.clear()
+        task = self._reply_task
+        self._cancel_reply(merge=False)
+        if self._barge_check is not None and not self._barge_check.done():
+            self._barge_check.cancel()
+        if task is not None and not task.done():
+            await asyncio.wait([task])  # its CancelledError handler closes the reply (Reply.aclose)
+        self._agent_text_parts.extend(self._playout.heard())
+        if self._agent_segment_start is not None:
+            self._close_agent_segment(interrupted=True)
+        self._event("interrupted", dropped_ms=dropped * 20)
+
+    def hold_assistant(self, reason: str = "") -> None:
+        """The assistant goes quiet: caller turns are still transcribed but not answered; silence timers hold."""
+        if self._held:
+            return
+        self._held = True
+        self._event("assistant_held", reason=reason)
+
+    def resume_assistant(self) -> None:
+        """The assistant answers again; its silence timers start from now."""
+        if not self._held:
+            return
+        self._held = False
+        self._human_out.clear()
+        self.note_activity()
+        self._reprompts = 0
+        self._event("assistant_resumed")
+
+    @property
+    def held(self) -> bool:
+        """Whether the assistant is quiet (``hold_assistant``)."""
+        return self._held
+
+    def note_activity(self) -> None:
+        """Something happened on the call: the silence timer (re-prompt, hang-up) starts again."""
+        self._last_activity = self.now
+
+    def play_human(self, audio: np.ndarray, rate: int) -> None:
+        """A person's voice (float32 mono at ``rate``) for the caller, mixed into the agent side and recorded.
+
+        The producer runs on its own clock: at most 200 ms wait, older audio is dropped.
+        """
+        if rate != self.rate:
+            resampler = self._human_in.get(rate)
+            if resampler is None:
+                resampler = self._human_in[rate] = Resampler(rate, self.rate)
+            audio = resampler(audio)
+        self._human_out.put(audio)
+
+    def record_human(self, text: str, start: float, end: float, who: str) -> None:
+        """A person's words on the agent side (start/end in line time) join the transcript and the events."""
+        text = text.strip()
+        if not text:
+            return
+        self.transcript.append({"speaker": "agent", "start": round(start, 3), "end": round(end, 3),
+                                "text": text, "human": who})
+        self._event("human_text", text=text, agent=who)
 
     def holding_line(self) -> bool:
         """Whether the agent still has something to say or compute."""
@@ -375,6 +516,9 @@ class CallSession:
     # ---- agent side -------------------------------------------------------------------
     def _on_agent_frame(self, frame: np.ndarray, speaking: bool) -> None:
         self._echo.push(self._agent16(frame))
+        heard = self._playout.heard()
+        if heard:
+            self._agent_text_parts.extend(heard)
         if speaking:
             self._last_activity = self.now
             if self._agent_speaking_since is None:
@@ -390,18 +534,22 @@ class CallSession:
             self._agent_speaking_since = None
             self._close_agent_segment()
 
-    def _close_agent_segment(self) -> None:
-        text = " ".join(p for p in self._agent_text_parts if p).strip()
+    def _close_agent_segment(self, interrupted: bool = False) -> None:
+        """End the agent's segment at the audio actually played, with the text the caller heard."""
+        text = " ".join(p.strip() for p in self._agent_text_parts if p.strip()).strip()
         if self._agent_segment_start is not None and text:
-            self.transcript.append({"speaker": "agent", "start": round(self._agent_segment_start, 3),
-                                    "end": round(self.now, 3), "text": text})
+            segment: dict[str, Any] = {"speaker": "agent", "start": round(self._agent_segment_start, 3),
+                                       "end": round(self.now, 3), "text": text}
+            if interrupted:
+                segment["interrupted"] = True
+            self.transcript.append(segment)
         self._agent_text_parts = []
         self._agent_segment_start = None
+        self._agent_speaking_since = None
 
     async def _say_prompt(self, text: str, kind: str) -> None:
         audio = await self._voice_prompt(text)
-        self._agent_text_parts.append(text)
-        self._playout.put(audio)
+        self._playout.put(audio, text)
         self._playout.flush_tail()
         self._event(kind, text=text)
 
@@ -498,7 +646,7 @@ class CallSession:
         # A speculative decode still alive covers all the speech: a RESUME would have dropped it.
         spec, self._spec = self._spec, None
         self._last_turn_end = self.now
-        self._reply_task = asyncio.ensure_future(self._respond(audio, end_of_speech, spec))
+        self._start_reply(self._respond(audio, end_of_speech, spec))
 
     # ---- barge-in ---------------------------------------------------------------------
     def _maybe_barge_in(self) -> None:
@@ -523,8 +671,7 @@ class CallSession:
                 return
             dropped = self._playout.clear()
             self._cancel_reply(merge=False)
-            self._close_agent_segment()
-            self._agent_speaking_since = None
+            self._close_agent_segment(interrupted=True)
             self._event("barge_in", text=rec.text, dropped_ms=dropped * 20)
             turn = self._current_turn
             if turn is not None and self._speech_start_t - self._last_turn_end < self.s.merge_window_s:
@@ -560,7 +707,21 @@ class CallSession:
         self._playout.clear()  # a key press interrupts the agent like speech does
         self._cancel_reply(merge=False)
         self._event("dtmf", digit=digit)
-        self._reply_task = asyncio.ensure_future(self._respond(np.zeros(0, np.float32), self.now, None, dtmf=digit))
+        self._start_reply(self._respond(np.zeros(0, np.float32), self.now, None, dtmf=digit))
+
+    def _start_reply(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(self._reply_done)
+        self._reply_task = task
+
+    def _reply_done(self, task: asyncio.Task[None]) -> None:
+        """A reply that failed is logged and recorded, never left as an unretrieved exception."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("reply failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            self._event("reply_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _respond(self, audio: np.ndarray, end_of_speech: float, spec: asyncio.Task[Recognition] | None,
                        dtmf: str | None = None) -> None:
@@ -593,15 +754,25 @@ class CallSession:
                                 "text": text if dtmf is None else f"[DTMF {dtmf}]", "turn": turn.index})
         self._event("caller_turn", text=text)
         self._reprompts = 0
+        if self._held:
+            # A person has the call (or it waits for one): the caller is transcribed, not answered.
+            turn.action = "held"
+            self._pending_text = ""
+            if self.on_turn is not None:
+                self.on_turn(turn)
+            return
         filler = asyncio.ensure_future(self._filler_later(turn))
         self.busy += 1
+        reply: Reply | None = None
         try:
-            reply: Reply = await self.brain.respond(TurnInput(text=text, audio=audio if dtmf is None else None,
-                                                                 dtmf=dtmf))
+            reply = await self.brain.respond(TurnInput(text=text, audio=audio if dtmf is None else None,
+                                                       dtmf=dtmf))
+            replying: Reply = reply
             parts: list[str] = []
+            said = 0  # parts already tied to queued audio
 
             async def tokens() -> AsyncIterator[str]:
-                async for chunk in reply.stream():
+                async for chunk in replying.stream():
                     if turn.llm_first_token is None:
                         turn.llm_first_token = round(self.now, 3)
                     parts.append(chunk)
@@ -613,14 +784,21 @@ class CallSession:
                     filler.cancel()
                 self._reply_started_audio = True
                 self._pending_text = ""
-                self._playout.put(pcm)
+                # The text read so far is what this audio says (the voice speaks sentence by sentence).
+                self._playout.put(pcm, "".join(parts[said:]))
+                said = len(parts)
             self._playout.flush_tail()
+            self._playout.mark("".join(parts[said:]))
             outcome: TurnOutcome = await reply.outcome()
+        except asyncio.CancelledError:
+            # Interrupted (barge-in, a key, a takeover): stop the generation now, not when collected.
+            if reply is not None:
+                await _close_reply(reply)
+            raise
         finally:
             self.busy -= 1
             filler.cancel()
         turn.agent_text = "".join(parts).strip()
-        self._agent_text_parts.append(turn.agent_text)
         turn.sentiment, turn.sentiment_score, turn.intent = outcome.sentiment, outcome.sentiment_score, outcome.intent
         turn.action, turn.escalate = outcome.action, outcome.escalate
         sources = outcome.extra.get("sources")
@@ -653,7 +831,7 @@ class CallSession:
             if turn.tts_first_audio is None:
                 self._reply_started_audio = True
                 turn.filler = True
-                self._playout.put(audio)
+                self._playout.put(audio, text)
                 self._event("filler", text=text)
 
     # ---- timers -----------------------------------------------------------------------
@@ -665,6 +843,9 @@ class CallSession:
             self.outcome = self.outcome or "resolved"
             self._ending = True
             self._spawn(self._say_prompt(self.s.max_call_text, kind="goodbye"))
+            return
+        if self._held:
+            self._last_activity = self.now  # silence is the person's business while they have the call
             return
         quiet = not self._ep.in_turn and not self._playout.pending and not self._reply_running()
         if quiet and self.now - self._last_activity >= self.s.reprompt_after_s:
@@ -678,6 +859,17 @@ class CallSession:
                 self._reprompts += 1
                 self._event("reprompt", count=self._reprompts)
                 self._spawn(self._say_prompt(self.s.reprompt_text, kind="reprompt_message"))
+
+
+async def _close_reply(reply: Reply) -> None:
+    """``Reply.aclose()`` when the reply has one (it stops the generation); its errors are only logged."""
+    closer = getattr(reply, "aclose", None)
+    if closer is None:
+        return
+    try:
+        await closer()
+    except Exception as exc:  # closing must never hide the interruption that caused it
+        log.warning("closing a reply failed: %s: %s", type(exc).__name__, exc)
 
 
 def _write_stereo(wav: wave.Wave_write, caller: np.ndarray, agent: np.ndarray) -> None:
