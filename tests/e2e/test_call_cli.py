@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,9 @@ def test_multiturn_call_answers_from_kb(multiturn: tuple[dict[str, Any], Path], 
     assert "saturday" in turns[0]["caller_text"].lower()
     # The agent's own audio, transcribed, carries the knowledge-base facts.
     words = " ".join(agent_words(transcriber, rec))
-    assert "9" in words.split() or "nine" in words  # Saturday 9 AM to 5 PM
-    assert "49" in words or "forty nine" in words  # moving costs $49
+    # Whisper writes the times and prices its own ways: "9 am", "9am", "nine"; "49", "forty 9"
+    assert re.search(r"\b(?:9|nine)(?:am)?\b", words), words  # Saturday 9 AM to 5 PM
+    assert re.search(r"\b(?:49|forty[ -]?(?:9|nine))\b", words), words  # moving costs $49
     for t in turns:
         assert t["voice_to_voice_ms"] is not None and t["voice_to_voice_ms"] > 0
         for key in ("end_of_speech", "asr_final", "llm_first_token", "tts_first_audio", "first_audio_out"):
