@@ -129,8 +129,10 @@ def report_failures(rows: list[TurnScore], label: str) -> None:
         print(f"      caller: {r.say}", file=sys.stderr)
         for tag, out in (("agent", r.first), ("agent after " + repr(r.clarify_answer), r.second)):
             if out is not None:
+                scores = " ".join(f"{x.get('id')}:{x.get('score')}/{x.get('fused')}" for x in out.sources[:2]
+                                  if isinstance(x, dict) and "score" in x)
                 print(f"      {tag}: [{out.action}{' escalate' if out.escalate else ''} {out.top_source() or '-'}] "
-                      f"{out.text}", file=sys.stderr)
+                      f"{out.text}" + (f"  (relevance/fused: {scores})" if scores else ""), file=sys.stderr)
 
 
 def set_rows(name: str, label: str, m: dict[str, Any]) -> list[Row]:

@@ -34,6 +34,8 @@ _HUMAN = re.compile(
     # "put me through to someone", "transfer me to an agent", "connect me with a human"
     rf"\b(?:put|transfer|connect|pass|get|send|forward|switch)\s+me\s+(?:through\s+|over\s+|across\s+)?"
     rf"(?:to|with)\s+{_WHO}\b|"
+    # "can you transfer me", "just put me through please": the caller asks to be passed on, to anyone
+    r"\btransfer\s+me\b|\bput\s+me\s+through\b|"
     # "I want a real human", "I need an operator", "give me a person"
     rf"\b(?:want|need|like|give\s+me|get\s+me|prefer|ask\s+for|request)\s+(?:to\s+(?:speak|talk)\s+to\s+)?"
     rf"{_REAL}(?:human(?:\s+being)?|real\s+person|person|agent|operator|representative|manager|supervisor)\b|"

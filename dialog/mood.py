@@ -24,7 +24,9 @@ class MoodTracker:
         value = max(-1.0, min(1.0, value))
         self.mood = value if self.turns == 0 else self.smoothing * self.mood + (1 - self.smoothing) * value
         self.turns += 1
-        self.negative_streak = self.negative_streak + 1 if self.upset else 0
+        # a turn counts toward "upset for N turns" only when it sounds upset itself: the smoothed mood of a
+        # calm question after two cross ones is still low, but that caller is calming down
+        self.negative_streak = self.negative_streak + 1 if self.upset and value <= self.upset_below else 0
         return self.mood
 
     @property

@@ -36,6 +36,13 @@ def test_one_calm_turn_resets_the_negative_streak() -> None:
     assert not c.decide("bad", valence=-0.9, best_score=0.8).escalate
 
 
+def test_a_neutral_turn_after_cross_ones_does_not_extend_the_streak() -> None:
+    # the smoothed mood is still low after two cross turns, but a plain question is not a third upset turn
+    c = Conversation(DialogOptions(escalate_negative_turns=3))
+    decisions = [c.decide(t, valence=v, best_score=0.8) for t, v in (("a", -0.6), ("b", -0.65), ("c", -0.05))]
+    assert decisions[-1].extra["upset"] and not decisions[-1].escalate
+
+
 def test_loud_voice_over_neutral_words_counts_as_agitation() -> None:
     calm = Conversation()
     loud = Conversation()

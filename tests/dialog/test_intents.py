@@ -38,6 +38,8 @@ from dialog.intents import Intent, detect_intent
         ("my internet is down", "question"),
         # many ways of asking for a person
         ("put me through to someone", "human"),
+        ("I'd rather deal with your team directly, could you transfer me", "human"),
+        ("just put me through please", "human"),
         ("a real human", "human"),
         ("operator", "human"),
         ("agent please", "human"),
