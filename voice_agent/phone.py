@@ -5,6 +5,10 @@ trunk registrations and the calls in progress. Each answered call gets its own `
 fed with the RTP leg's 20 ms frames; a session that ends in a transfer hands the caller to
 ``sip.human_queue`` (REFER, or a bridged second leg when REFER is refused or a warm transfer is
 configured). A crash inside one call is logged with its id and ends only that call.
+
+With a live-call registry (``live``, the web front end's ``LiveCalls``), every phone call is listed
+in the console beside the browser calls, and a signed-in agent can take it over: the caller's RTP
+frames go to the agent's browser, the agent's voice goes back over RTP through the session.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, fields
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -38,6 +42,9 @@ from voice_agent.logs import call_id_var, log_event
 from voice_agent.records import save_call, save_turn
 from voice_agent.session import CallResult, CallSession
 from voice_agent.store import StoreError
+
+if TYPE_CHECKING:
+    from voice_agent.web.live import LiveCall, LiveCalls
 
 log = logging.getLogger("voice_agent.phone")
 RATE = 8000
@@ -88,6 +95,24 @@ def session_call_id(sip_call_id: str) -> str:
 SessionFactory = Callable[..., CallSession]
 
 
+class SipLeg:
+    """A SIP call as the live-call registry sees it: no screen for events, hang up with a BYE."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        """A phone shows nothing."""
+
+    def hang_up(self) -> None:
+        """BYE from the console."""
+        if self.call.state != "ended":
+            task = asyncio.ensure_future(self.call.hangup("console"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
 class PhoneFrontend:
     """The SIP front end: answers calls, runs a session per call, transfers to humans."""
 
@@ -101,8 +126,10 @@ class PhoneFrontend:
         store: Any = None,
         voice: Any = None,
         echo: bool = False,
+        live: LiveCalls | None = None,
     ) -> None:
         self.config = config
+        self.live = live  # the console's registry of live calls, when the web front end runs beside us
         self.sip = config.sip
         self.session_factory = session_factory
         self.voice = voice  # the engine's Voice port, for the warm-transfer summary
@@ -226,18 +253,32 @@ class PhoneFrontend:
         started = time.time()
         transfer: dict[str, Any] = {}
 
+        live = self.live
+        listed: LiveCall | None = None
+        if live is not None:
+            listed = live.register(SipLeg(call), cid, call.remote_party or call.call_id, RATE, "phone")
+
         def on_event(event: dict[str, Any]) -> None:
             if event.get("type") == "transfer":
                 transfer.update(event)
+            if listed is not None:
+                listed.on_session_event(event)
 
         recording = self.config.recordings_path / f"{cid}.wav"
         on_turn = await self._live_record(call, cid, started)
-        session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event,
-                                       on_turn=on_turn)
+        try:
+            session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event,
+                                           on_turn=on_turn)
+        except BaseException:
+            if live is not None and listed is not None:
+                await live.unregister(listed)
+            raise
         # A model that raises ends this call (BYE, stored as error with the reason), never the others.
         fault = CallFault(asyncio.get_running_loop())
         session.brain = GuardedBrain(session.brain, fault)
         session.recognizer = cast(Any, GuardedRecognizer(session.recognizer, fault))  # same recognize() for the session
+        if live is not None and listed is not None:
+            live.watch(listed, session)  # captions in the console; a takeover quietens this session
         pumps = [asyncio.ensure_future(_pump_dtmf(q, session)) for q in (media.dtmf, call.dtmf)]
         pumps.append(asyncio.ensure_future(_hang_up_on_fault(call, fault, cid)))
 
@@ -245,8 +286,11 @@ class PhoneFrontend:
             if call.state != "ended":
                 await media.send(frame)
 
+        frames: AsyncIterator[np.ndarray] = _until_ended(media.frames(), call)
+        if listed is not None and live is not None:
+            frames = listed.caller_frames(frames, live.hold_timeout_s)  # a human agent hears the caller
         try:
-            result = await session.run(_until_ended(media.frames(), call), sink)
+            result = await session.run(frames, sink)
         except Exception as exc:  # e.g. the greeting failed before the conversation began
             fault.set("session", exc)
             if call.state != "ended":
@@ -255,6 +299,12 @@ class PhoneFrontend:
         finally:
             for p in pumps:
                 p.cancel()
+            if live is not None and listed is not None:
+                await live.unregister(listed)  # the human agent's last words are transcribed by now
+        meta: dict[str, Any] = {}
+        if listed is not None and listed.human_agents:
+            result.transcript = session.transcript
+            meta = {"human_agents": listed.human_agents}
         if fault.reason is not None:
             result.outcome = "error"
             result.events.append({"type": "error", "t": round(time.time() - started, 3), "reason": fault.reason})
@@ -264,7 +314,7 @@ class PhoneFrontend:
         stats: dict[str, float] = media.stats() if hasattr(media, "stats") else {}
         if stats:
             metrics.observe_media(stats)
-        await asyncio.to_thread(self._store, result, call, started, stats)  # the store must not stall the media
+        await asyncio.to_thread(self._store, result, call, started, stats, meta)  # the store must not stall the media
         return result
 
     async def _live_record(self, call: Call, cid: str, started: float) -> Callable[[Any], None] | None:
@@ -291,7 +341,8 @@ class PhoneFrontend:
 
         return on_turn
 
-    def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None) -> None:
+    def _store(self, result: CallResult, call: Call, started: float, media: dict[str, float] | None = None,
+               meta: dict[str, Any] | None = None) -> None:
         store = self.store
         if store is None:
             from voice_agent.store import CallStore
@@ -299,6 +350,8 @@ class PhoneFrontend:
             store = CallStore(self.config.store_url)
         try:
             save_call(store, result, "phone", call.remote_party or call.call_id, started_at=started, media=media)
+            if meta:
+                store.update_call(result.call_id, meta=meta)
         finally:
             if self.store is None:
                 store.close()

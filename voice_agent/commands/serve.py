@@ -69,16 +69,17 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
         from voice_agent.engine import Engine
 
         engine = Engine.from_config(config)
-    phone = PhoneFrontend(config, engine_factory(engine) if engine is not None else None,
-                          listen=args.sip_listen, voice=engine.voice if engine is not None else None,
-                          echo=args.echo)
-    phone.engine = engine  # type: ignore[attr-defined]
-    frontends: list[Any] = [phone]
+    web_frontend = None
     if web_on:
         from voice_agent.web.server import WebFrontend
 
-        frontends.append(WebFrontend(config, engine, listen=http_listen))
-    return frontends
+        web_frontend = WebFrontend(config, engine, listen=http_listen)
+    # Phone calls are listed in the web front end's live calls, so the console can take them over.
+    phone = PhoneFrontend(config, engine_factory(engine) if engine is not None else None,
+                          listen=args.sip_listen, voice=engine.voice if engine is not None else None,
+                          echo=args.echo, live=web_frontend.live if web_frontend is not None else None)
+    phone.engine = engine  # type: ignore[attr-defined]
+    return [phone] if web_frontend is None else [phone, web_frontend]
 
 
 async def serve(config: Config, args: argparse.Namespace) -> None:

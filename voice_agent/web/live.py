@@ -1,10 +1,12 @@
-"""Live browser calls: a CallSession per WebRTC peer, its events on the data channel, and human takeover.
+"""Live calls: the registry the console sees, browser calls' sessions, and human takeover of any call.
 
-The session is driven by the caller's frames, so everything that changes what the
-caller hears happens in this module's source and sink around it: while a human
-agent has the call, the sink plays the agent's microphone instead of the
-assistant, and the brain wrapper answers nothing (the caller's turns are still
-transcribed and stored).
+Every call in progress, browser (WebRTC) or phone (SIP), is a ``LiveCall`` in ``LiveCalls``: the
+console lists it, watches its captions and can take it over. A call reaches the registry through
+a small ``CallerLeg`` (events to the caller, hang up); the caller's frames pass through
+``LiveCall.caller_frames`` so that a human agent hears them, at whatever rate the leg runs.
+Takeover uses only the session's public API: ``interrupt()`` and ``hold_assistant()`` quieten the
+assistant (the caller is still transcribed), ``play_human()`` puts the person's voice into the call
+and its recording, ``record_human()`` their words into the transcript.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad
-from telephony.webrtc import FRAME, RATE, PeerCall, WebRtcError
+from telephony.webrtc import RATE, PeerCall, WebRtcError
 from voice_agent.engine import Engine
 from voice_agent.logs import log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome
@@ -48,28 +50,29 @@ class AlreadyTaken(WebRtcError):
     """Another agent already has the call."""
 
 
-class QuietReply:
-    """The assistant's reply while a human has the call: nothing to say."""
+class CallerLeg(Protocol):
+    """What the registry needs from a call's transport (a WebRTC peer, a SIP dialog)."""
 
-    def __init__(self, sentiment: TurnOutcome) -> None:
-        self._outcome = sentiment
+    def send_event(self, event: dict[str, Any]) -> None:
+        """Show an event to the caller (a phone has no screen: nothing)."""
+        ...
 
-    async def stream(self) -> AsyncIterator[str]:
-        """No text."""
-        return
-        yield  # an async generator that yields nothing
-
-    async def outcome(self) -> TurnOutcome:
-        """A neutral decision: no escalation, no hang-up."""
-        return self._outcome
+    def hang_up(self) -> None:
+        """End the call from our side."""
+        ...
 
 
 class ReportingReply:
-    """A dialog reply whose text and decision are also sent to the caller page and console."""
+    """A dialog reply whose text and decision are also sent to the caller page and console.
 
-    def __init__(self, inner: Reply, call: LiveCall) -> None:
+    ``hold_on_escalate``: an escalation holds the caller on this line for a console agent (browser
+    calls); otherwise (phone calls) the session's own transfer goes ahead unchanged.
+    """
+
+    def __init__(self, inner: Reply, call: LiveCall, hold_on_escalate: bool = True) -> None:
         self.inner = inner
         self.call = call
+        self.hold_on_escalate = hold_on_escalate
         self._decided: TurnOutcome | None = None
 
     async def stream(self) -> AsyncIterator[str]:
@@ -82,7 +85,7 @@ class ReportingReply:
             self.call.emit({"type": "agent_partial", "text": text.strip()})
             yield chunk
         outcome = await self._outcome()
-        if outcome.escalate and not self.call.human_joined:
+        if outcome.escalate and self.hold_on_escalate and not self.call.human_joined:
             message = self.call.transfer_text
             text = f"{text.rstrip()} {message}"
             yield " " + message
@@ -95,14 +98,14 @@ class ReportingReply:
             o = self._decided
             self.call.emit({"type": "sentiment", "label": o.sentiment, "score": round(o.sentiment_score, 3),
                             "mood": round(o.mood, 3)})
-            if o.escalate:
+            if o.escalate and self.hold_on_escalate:
                 self.call.escalate(o.reason, o.summary)
         return self._decided
 
     async def outcome(self) -> TurnOutcome:
-        """The decision, with escalation turned into 'wait for a human on this line'."""
+        """The decision, with escalation turned into 'wait for a human on this line' when asked to."""
         outcome = await self._outcome()
-        return replace(outcome, escalate=False) if outcome.escalate else outcome
+        return replace(outcome, escalate=False) if outcome.escalate and self.hold_on_escalate else outcome
 
     async def aclose(self) -> None:
         """Stop the wrapped generation early (barge-in), when it supports that."""
@@ -112,21 +115,23 @@ class ReportingReply:
 
 
 class ListeningBrain:
-    """Wraps the per-call brain: reports replies, and goes quiet while the call waits for or has a human."""
+    """Wraps the per-call brain so that its replies reach the caller page and the console.
 
-    def __init__(self, inner: Brain, call: LiveCall) -> None:
+    It never answers for a quiet assistant: the session itself does not ask while held.
+    """
+
+    def __init__(self, inner: Brain, call: LiveCall, hold_on_escalate: bool = True) -> None:
         self.inner = inner
         self.call = call
+        self.hold_on_escalate = hold_on_escalate
 
     def greeting(self) -> str:
         """The brain's greeting."""
         return self.inner.greeting()
 
     async def respond(self, turn: TurnInput) -> Reply:
-        """The brain's reply, or silence while a human handles the call."""
-        if self.call.quiet:
-            return QuietReply(TurnOutcome())
-        return ReportingReply(await self.inner.respond(turn), self.call)
+        """The brain's reply, reported as it streams."""
+        return ReportingReply(await self.inner.respond(turn), self.call, self.hold_on_escalate)
 
     def retract(self) -> None:
         """Forget the last turn."""
@@ -172,10 +177,12 @@ class HumanSide:
         loop = asyncio.get_running_loop()
         rec: Recognition = await loop.run_in_executor(self.engine.executor, self.engine.recognizer.recognize, audio, 1)
         text = rec.text.strip()
-        if text:
-            segment = {"speaker": "agent", "start": round(start, 3), "end": round(end, 3), "text": text,
-                       "human": self.user}
-            self.call.human_segments.append(segment)
+        if not text:
+            return
+        session = self.call.session
+        if session is not None:
+            session.record_human(text, start, end, self.user)  # transcript and the human_text event
+        else:
             self.call.emit({"type": "human_text", "text": text, "agent": self.user})
 
     async def drain(self) -> None:
@@ -185,12 +192,15 @@ class HumanSide:
 
 
 class LiveCall:
-    """One browser call in progress."""
+    """One call in progress (browser or phone), as the console sees and handles it."""
 
-    def __init__(self, peer: PeerCall, remote: str, transfer_text: str, privacy: Privacy | None = None) -> None:
-        self.id = uuid.uuid4().hex[:16]
+    def __init__(self, leg: CallerLeg, remote: str, transfer_text: str, privacy: Privacy | None = None, *,
+                 kind: str = "webrtc", rate: int = RATE, call_id: str | None = None) -> None:
+        self.id = call_id or uuid.uuid4().hex[:16]
         self.privacy = privacy
-        self.peer = peer
+        self.leg = leg
+        self.kind = kind  # webrtc | phone
+        self.rate = rate  # of the caller's frames
         self.remote = remote
         self.transfer_text = transfer_text
         self.started_at = time.time()
@@ -206,11 +216,10 @@ class LiveCall:
         self.escalation: dict[str, Any] | None = None
         self.waiting_since: float | None = None
         self.outcome: str | None = None
-        self._human_audio: deque[np.ndarray] = deque(maxlen=10)
+        self._to_agent = Resampler(rate, RATE)  # the caller as the agent's browser hears it (48 kHz)
         self._agent_task: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.human_agents: list[str] = []
-        self.human_segments: list[dict[str, Any]] = []
         self.human_side: HumanSide | None = None
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -241,7 +250,7 @@ class LiveCall:
         # Redacted for the caller's page too: a caption of a card number would sit in the page,
         # in screen recordings and on a shared screen.
         shown = self.redacted(item)
-        self.peer.send_event(shown)
+        self.leg.send_event(shown)
         if self.agent is not None:
             self.agent.send_event(shown)
 
@@ -265,45 +274,37 @@ class LiveCall:
         if self.status != "human":
             self.status = "waiting"
             self.waiting_since = time.time()
+        if self.session is not None:
+            self.session.hold_assistant("waiting for a human")  # the hold message already playing goes on
         self.emit({"type": "transfer", "reason": reason, "summary": summary})
         self.emit({"type": "waiting"})
 
     def summary(self) -> dict[str, Any]:
         """What the console's live list shows."""
-        return {"id": self.id, "remote": self.remote, "started_at": self.started_at,
+        return {"id": self.id, "kind": self.kind, "remote": self.remote, "started_at": self.started_at,
                 "duration": round(time.time() - self.started_at, 1), "status": self.status,
                 "sentiment": self.sentiment, "mood": round(self.mood, 3),
                 "last_caption": self.redacted(self.last_caption), "agent": self.agent_user,
                 "escalation": self.redacted(self.escalation)}
 
     # ---- audio around the session -------------------------------------------------------
-    async def caller_frames(self, hold_timeout_s: float) -> AsyncIterator[np.ndarray]:
+    async def caller_frames(self, frames: AsyncIterator[np.ndarray], hold_timeout_s: float | None = None
+                            ) -> AsyncIterator[np.ndarray]:
         """The caller's frames for the session; a human agent hears them too."""
-        async for frame in self.peer.frames():
-            if self.agent is not None and self.status == "human":
-                self.agent.send_audio(frame)
-            if self.status == "waiting" and self.waiting_since is not None \
+        async for frame in frames:
+            agent = self.agent
+            if agent is not None and self.status == "human":
+                agent.send_audio(self._to_agent(frame))
+            if hold_timeout_s is not None and self.status == "waiting" and self.waiting_since is not None \
                     and time.time() - self.waiting_since > hold_timeout_s:
                 self.emit({"type": "hangup", "reason": "no agent available"})
                 self.outcome = "abandoned"
                 break
             yield frame
 
-    async def sink(self, frame: np.ndarray) -> None:
-        """What the caller hears each tick: the assistant, or the human agent after a takeover."""
-        session = self.session
-        if session is not None and self.quiet:
-            # The session's own silence timers would re-prompt and hang up on a caller who is
-            # on hold or talking to a person; its clock only knows the assistant's activity.
-            session._last_activity = session.now
-        if self.status == "human":
-            self.peer.send_audio(self._human_audio.popleft() if self._human_audio else np.zeros(FRAME, np.float32))
-        else:
-            self.peer.send_audio(frame)
-
     # ---- human takeover ---------------------------------------------------------------
     async def take_over(self, agent: PeerCall, user: str, engine: Engine | None = None) -> None:
-        """A signed-in agent joins from the browser; the assistant goes quiet."""
+        """A signed-in agent joins from the browser; the assistant goes quiet but keeps transcribing."""
         if self.agent is not None:
             raise AlreadyTaken(f"{self.agent_user} already has this call")
         self.agent, self.agent_user, self.human_joined = agent, user, True
@@ -311,8 +312,9 @@ class LiveCall:
         self.status = "human"
         session = self.session
         if session is not None:
-            # Whatever the assistant was about to say is dropped, so the caller hears only the person.
-            session._playout.clear()
+            session.hold_assistant(f"takeover by {user}")
+            # Whatever the assistant was saying or about to say is dropped: the caller hears only the person.
+            await session.interrupt()
         self.emit({"type": "takeover", "agent": user})
         self.human_side = HumanSide(self, engine, user) if engine is not None else None
         self._agent_task = asyncio.ensure_future(self._agent_audio(agent, self.human_side))
@@ -320,7 +322,9 @@ class LiveCall:
     async def _agent_audio(self, agent: PeerCall, side: HumanSide | None) -> None:
         try:
             async for frame in agent.frames():
-                self._human_audio.append(frame)
+                session = self.session
+                if session is not None and self.agent is agent:
+                    session.play_human(frame, RATE)  # to the caller, and into the call's recording
                 if side is not None:
                     side.feed(frame)
         except WebRtcError as exc:
@@ -339,12 +343,23 @@ class LiveCall:
         if self.status == "human":
             self.status = "active"
             self.waiting_since = None
+            if self.session is not None:
+                self.session.resume_assistant()
             self.emit({"type": "released", "agent": user})
+
+    async def finish(self) -> None:
+        """The call ended: let the human agent go and wait for their last words to be transcribed."""
+        self.status = "ended"
+        self.release()
+        if self.human_side is not None:
+            await self.human_side.drain()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
 
     def hang_up(self, reason: str) -> None:
         """End the call from the server side."""
         self.emit({"type": "hangup", "reason": reason})
-        self.peer.hang_up()
+        self.leg.hang_up()
 
     def transfer(self, reason: str) -> None:
         """Put the caller on hold for a human agent."""
@@ -352,19 +367,16 @@ class LiveCall:
             self.escalate(reason, "transfer requested from the console")
 
     def press(self, digit: str) -> None:
-        """A DTMF digit from the caller's keypad: a caller turn of its own when the session takes keys."""
+        """A DTMF digit from the caller's keypad: a caller turn of its own."""
         session = self.session
-        press: Callable[[str], Any] | None = getattr(session, "press", None)
-        if press is None:
+        if session is None:
             self.emit({"type": "dtmf", "digit": digit})  # the session reports it itself otherwise
         else:
-            result = press(digit)
-            if asyncio.iscoroutine(result):
-                self._spawn(result)
+            session.press(digit)
 
 
 class LiveCalls:
-    """Every browser call of this process."""
+    """Every live call of this process: browser calls it runs, and phone calls the SIP front end registers."""
 
     def __init__(self, engine: Engine, store: CallStore, recordings: Path, *, ice_servers: list[str],
                  max_calls: int = 8, hold_timeout_s: float = 120.0, privacy: Privacy | None = None) -> None:
@@ -376,15 +388,45 @@ class LiveCalls:
         self.max_calls = max_calls
         self.hold_timeout_s = hold_timeout_s
         self.calls: dict[str, LiveCall] = {}
-        self.finished: asyncio.Queue[str] = asyncio.Queue()
+        self.finished: asyncio.Queue[str] = asyncio.Queue()  # browser calls that ended (cluster bookkeeping)
 
     def get(self, call_id: str) -> LiveCall | None:
         """A live call by id."""
         return self.calls.get(call_id)
 
+    def browser_calls(self) -> int:
+        """Browser calls in progress (the ones ``max_calls`` limits)."""
+        return sum(1 for c in self.calls.values() if c.kind == "webrtc")
+
+    # ---- calls of other front ends ------------------------------------------------------
+    def register(self, leg: CallerLeg, call_id: str, remote: str, rate: int, kind: str) -> LiveCall:
+        """List a call another front end runs (a phone call), so the console can watch and take it over.
+
+        The front end wires its session with ``watch``, passes the caller's frames through
+        ``LiveCall.caller_frames``, and calls ``unregister`` when the call is over.
+        """
+        call = LiveCall(leg, remote, self.engine.settings.transfer_text, self.privacy, kind=kind, rate=rate,
+                        call_id=call_id)
+        self.calls[call.id] = call
+        return call
+
+    def watch(self, call: LiveCall, session: CallSession) -> None:
+        """Attach the call's session: its events and replies reach the console, takeover can quieten it."""
+        call.session = session
+        session.brain = ListeningBrain(session.brain, call, hold_on_escalate=False)
+
+    async def unregister(self, call: LiveCall) -> None:
+        """The registered call is over: the human agent is let go and their last words transcribed."""
+        try:
+            await call.finish()
+            call.emit({"type": "call_end", "outcome": call.outcome or "ended"})
+        finally:
+            self.calls.pop(call.id, None)
+
+    # ---- browser calls ----------------------------------------------------------------------
     async def answer(self, sdp: str, kind: str, remote: str) -> tuple[LiveCall, str, str]:
         """Accept a caller's offer and start the call; returns (call, answer sdp, answer type)."""
-        if len(self.calls) >= self.max_calls:
+        if self.browser_calls() >= self.max_calls:
             raise LinesBusy("all lines are busy, please try again in a minute")
         peer = PeerCall(self.ice_servers, label="caller")
         try:
@@ -395,20 +437,20 @@ class LiveCalls:
         call = LiveCall(peer, remote, self.engine.settings.transfer_text, self.privacy)
         peer.on_message = lambda message: self._on_message(call, message)
         self.calls[call.id] = call
-        call.task = asyncio.ensure_future(self._run(call))
+        call.task = asyncio.ensure_future(self._run(call, peer))
         return call, answer.sdp, answer.type
 
     def _on_message(self, call: LiveCall, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "hangup":
-            call.peer.hang_up()
+            call.leg.hang_up()
         elif kind == "dtmf":
             digit = str(message.get("digit", ""))
             if len(digit) == 1 and digit in "0123456789*#ABCD":
                 call.press(digit)
 
     async def take_over(self, call: LiveCall, sdp: str, kind: str, user: str) -> tuple[str, str]:
-        """Connect a human agent's browser to the call."""
+        """Connect a human agent's browser to the call (browser or phone)."""
         if call.agent is not None:
             raise AlreadyTaken(f"{call.agent_user} already has this call")
         peer = PeerCall(self.ice_servers, label="agent")
@@ -420,7 +462,7 @@ class LiveCalls:
         await call.take_over(peer, user, self.engine)
         return answer.sdp, answer.type
 
-    async def _run(self, call: LiveCall) -> None:
+    async def _run(self, call: LiveCall, peer: PeerCall) -> None:
         e = self.engine
         recording = self.recordings / f"web-{call.id}.wav"
         session = CallSession(e.recognizer, ListeningBrain(e.brain_factory(), call), e.voice, RATE,
@@ -429,14 +471,12 @@ class LiveCalls:
         call.session = session
         log_event(log, "web_call_start", call_id=call.id)
         result: CallResult | None = None
+
+        async def sink(frame: np.ndarray) -> None:
+            peer.send_audio(frame)
+
         try:
-            result = await session.run(call.caller_frames(self.hold_timeout_s), call.sink)
-            # A caller who hangs up while the agent speaks leaves that answer out of the transcript:
-            # the session closes an agent segment only when its audio has finished playing.
-            close_segment = getattr(session, "_close_agent_segment", None)
-            if close_segment is not None and getattr(session, "_agent_text_parts", None):
-                close_segment()
-                result.transcript = session.transcript
+            result = await session.run(call.caller_frames(peer.frames(), self.hold_timeout_s), sink)
         except WebRtcError as exc:
             log_event(log, "web_call_failed", call_id=call.id, error=str(exc))
         except Exception:
@@ -444,13 +484,14 @@ class LiveCalls:
         finally:
             call.status = "ended"
             call.emit({"type": "call_end", "outcome": result.outcome if result else "failed"})
-            call.release()
+            await call.finish()
             # Let the last events reach the page before the connection goes.
             await asyncio.sleep(0.2)
             with contextlib.suppress(Exception):
-                await call.peer.close()
+                await peer.close()
         try:
             if result is not None and (session.turns or session.tick > 50):
+                result.transcript = session.transcript  # with the human agent's last words
                 await self._save(call, result)
         finally:
             # Listed until saved, so a console that sees it gone finds it among past calls.
@@ -458,8 +499,6 @@ class LiveCalls:
             self.finished.put_nowait(call.id)
 
     async def _save(self, call: LiveCall, result: CallResult) -> None:
-        if call.human_side is not None:
-            await call.human_side.drain()
         if call.escalation is not None:
             result.outcome = "transferred"
             result.transfer = call.escalation
@@ -470,24 +509,17 @@ class LiveCalls:
         def write() -> None:
             save_call(self.store, result, "webrtc", f"browser {call.remote}", started_at=call.started_at,
                       privacy=self.privacy)
-            meta: dict[str, Any] = {"human_agents": call.human_agents, "sentiment": call.sentiment}
-            if call.human_segments:
-                # Added beside the session's transcript, keeping who spoke (save_call keeps only the side).
-                human = [{**s, "channel": 1} for s in call.human_segments]
-                if self.privacy is not None and self.privacy.store:
-                    human = self.privacy.record(human)
-                self.store.add_segments(result.call_id, human)
-                text = " ".join(s["text"] for s in self.store.segments(result.call_id))
-                self.store.update_call(result.call_id, text=text)
-            self.store.update_call(result.call_id, meta=meta)
+            self.store.update_call(result.call_id, meta={"human_agents": call.human_agents,
+                                                          "sentiment": call.sentiment})
 
         await loop.run_in_executor(None, write)
         log_event(log, "web_call_saved", call_id=call.id, outcome=result.outcome)
 
     async def close(self) -> None:
-        """Hang up every call and wait for them to be saved."""
-        for call in list(self.calls.values()):
+        """Hang up every browser call and wait for them to be saved (phone calls end with their front end)."""
+        mine = [c for c in list(self.calls.values()) if c.task is not None]
+        for call in mine:
             call.hang_up("server stopping")
-        tasks = [c.task for c in list(self.calls.values()) if c.task is not None]
+        tasks = [c.task for c in mine if c.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=10)

@@ -157,13 +157,18 @@ async def _metrics(request: web.Request) -> web.Response:
     return response
 
 
-def make_app(config: Config, store: CallStore, engine: Any = None, *, transcriber: Any = None) -> web.Application:
+def live_calls(config: Config, store: CallStore, engine: Any) -> LiveCalls:
+    """The registry of live calls the console shows (browser calls, and phone calls when SIP runs beside it)."""
+    return LiveCalls(engine, store, config.recordings_path, ice_servers=list(config.http.ice_servers),
+                     max_calls=config.http.max_calls, hold_timeout_s=config.http.hold_timeout_s,
+                     privacy=Privacy.from_config(config))
+
+
+def make_app(config: Config, store: CallStore, engine: Any = None, *, transcriber: Any = None,
+             live: LiveCalls | None = None) -> web.Application:
     """The aiohttp application (pages, static assets, API); browser calls need an engine."""
-    live = None
-    if engine is not None:
-        live = LiveCalls(engine, store, config.recordings_path, ice_servers=list(config.http.ice_servers),
-                         max_calls=config.http.max_calls, hold_timeout_s=config.http.hold_timeout_s,
-                         privacy=Privacy.from_config(config))
+    if live is None and engine is not None:
+        live = live_calls(config, store, engine)
     jobs = JobRunner(config, store, config.data_path / "uploads", transcriber=transcriber)
     state = WebState(config, store, engine, live, jobs)
     # security_headers is outermost, so error responses made by json_errors get the headers too.
@@ -197,6 +202,8 @@ class WebFrontend:
         self.host, self.port = parse_listen(listen or config.http.listen)
         self._own_store = store is None
         self.store = store or CallStore(config.store_url)
+        # Made here, not at start, so that the SIP front end can list its calls in it too.
+        self.live = live_calls(config, self.store, engine) if engine is not None else None
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
 
@@ -211,7 +218,7 @@ class WebFrontend:
         if _is_loopback(self.host) and not self.config.http.ice_servers:
             # Browsers on this machine reach us over loopback, which aioice leaves out by default.
             allow_loopback_candidates(True)
-        self.app = make_app(self.config, self.store, self.engine)
+        self.app = make_app(self.config, self.store, self.engine, live=self.live)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -232,4 +239,4 @@ class WebFrontend:
             self.store.close()
 
 
-__all__ = ["WebFrontend", "make_app", "parse_listen"]
+__all__ = ["WebFrontend", "live_calls", "make_app", "parse_listen"]
