@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from voice_agent.store.accounts import AccountTables
+from voice_agent.store.analytics import AnalyticsTables
 from voice_agent.store.calls import CallFilter, CallRecord, CallTables
 from voice_agent.store.dialect import redact_url
 from voice_agent.store.errors import StoreError, StoreUnavailable
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from voice_agent.config import Config
 
 
-class CallStore(CallTables, AccountTables, JobTables):
+class CallStore(CallTables, AccountTables, JobTables, AnalyticsTables):
     """Thread-safe access to the call store; one connection per store object."""
 
     @classmethod

@@ -132,4 +132,42 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX transcription_jobs_call_id ON transcription_jobs (call_id)
         """,
     ),
+    (
+        5,
+        "per-call analytics and the questions the knowledge base could not answer",
+        """
+        CREATE TABLE call_analytics (
+            call_id TEXT PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            transfer_reason TEXT NOT NULL DEFAULT '',
+            handle_s REAL NOT NULL DEFAULT 0,
+            turns INTEGER NOT NULL DEFAULT 0,
+            caller_talk_s REAL NOT NULL DEFAULT 0,
+            agent_talk_s REAL NOT NULL DEFAULT 0,
+            silence_s REAL NOT NULL DEFAULT 0,
+            overlap_s REAL NOT NULL DEFAULT 0,
+            barge_ins INTEGER NOT NULL DEFAULT 0,
+            sentiment_start REAL,
+            sentiment_end REAL,
+            sentiment_mean REAL,
+            qa_passed INTEGER NOT NULL DEFAULT 0,
+            qa_checked INTEGER NOT NULL DEFAULT 0,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX call_analytics_started_at ON call_analytics (started_at);
+        CREATE TABLE kb_gaps (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            turn INTEGER NOT NULL,
+            at REAL NOT NULL,
+            question TEXT NOT NULL,
+            norm TEXT NOT NULL,
+            entry TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (call_id, turn)
+        );
+        CREATE INDEX kb_gaps_at ON kb_gaps (at)
+        """,
+    ),
 ]
