@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voice_agent.admission import AdmissionSettings
+
 ENV_PREFIX = "VOICE_AGENT_"
 CONFIG_ENV = "VOICE_AGENT_CONFIG"
 HOME_ENV = "VOICE_AGENT_HOME"  # the data dir; read by default_data_dir()
@@ -216,6 +218,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)  # refuse calls the box cannot answer
 
     @property
     def data_path(self) -> Path:
@@ -339,4 +342,8 @@ def load_config(
     if overrides:
         _apply(config, overrides, "command line")
     config.http.check()
+    try:
+        config.admission.check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return config

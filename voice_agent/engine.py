@@ -20,9 +20,10 @@ import numpy as np
 from asr.hints import hotwords_from_vocabulary
 from asr.streaming import UtteranceRecognizer
 from tts import Synthesizer
+from voice_agent.admission import LoadMonitor, MeasuredExecutor
 from voice_agent.config import Config
 from voice_agent.ports import Brain, TurnInput, TurnOutcome, Voice
-from voice_agent.session import CallSession, SessionSettings
+from voice_agent.session import CallSession, SessionSettings, TurnRecord
 
 
 class TtsVoice:
@@ -115,7 +116,8 @@ class Engine:
         self.voice = voice
         self.brain_factory = brain_factory
         self.settings = settings
-        self.executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="models")
+        self.load = LoadMonitor()  # measured load: whether a new call can be answered in time
+        self.executor = executor or MeasuredExecutor(4, lambda ms: self.load.note_model_wait(ms))
         self.kb_hotwords = False  # asr.kb_hotwords
 
     @classmethod
@@ -136,6 +138,7 @@ class Engine:
                             first_clause_words=config.tts.first_clause_words)
         engine = cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()), SessionSettings())
         engine.kb_hotwords = config.asr.kb_hotwords
+        engine.load = LoadMonitor(config.admission)
         engine.refresh_asr_hints(brain.options.company, brain.kb)
         return engine
 
@@ -147,8 +150,15 @@ class Engine:
     def session(self, rate: int, *, recording_path: Path | None = None, **kwargs: Any) -> CallSession:
         """A new call session with its own dialog state."""
         brain: Brain = self.brain_factory()
+        stored = kwargs.pop("on_turn", None)
+
+        def on_turn(turn: TurnRecord) -> None:
+            self.load.note_answer(turn.voice_to_voice_ms)
+            if stored is not None:
+                stored(turn)
+
         return CallSession(self.recognizer, brain, self.voice, rate, settings=self.settings,
-                           executor=self.executor, recording_path=recording_path, **kwargs)
+                           executor=self.executor, recording_path=recording_path, on_turn=on_turn, **kwargs)
 
     async def warm_up(self) -> None:
         """Run each model once so the first call does not pay for lazy initialisation."""

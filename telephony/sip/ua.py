@@ -325,8 +325,11 @@ class UserAgent:
         answer_delay: float = 0.0,
         server_name: str = "voice-agent",
         tcp_limits: TcpLimits | None = None,
+        admit: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
         self.on_call = on_call
+        # measured load: None to answer, or (why, Retry-After seconds) to turn a new call away with 503
+        self.admit = admit
         self.host = host
         self.port = port
         self.transport_names = tuple(t.upper() for t in transports)
@@ -611,6 +614,12 @@ class UserAgent:
             return
         if self.active_calls >= self.max_calls:
             reject(486)
+            return
+        refusal = self.admit() if self.admit is not None else None
+        if refusal is not None:
+            # RFC 3261 21.5.4: 503 with Retry-After is how a server says it is overloaded
+            log.warning("sip_invite_overloaded", extra={"fields": {"sip_call_id": cid, "why": refusal[0]}})
+            reject(503, "Service Unavailable", Retry_After=str(refusal[1]))
             return
         # Hold the slot while media opens: concurrent INVITEs must not all squeeze past the limit.
         self._reserved.add(cid)

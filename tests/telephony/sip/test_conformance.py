@@ -165,3 +165,18 @@ async def test_invite_flood_gets_486_or_503_without_descriptor_growth(make_ua) -
         await call.hangup()
     sock.close()
 
+
+
+async def test_an_overloaded_box_answers_503_with_retry_after(make_ua) -> None:
+    busy: list[tuple[str, int] | None] = [None]
+    h: Harness = await make_ua(admit=lambda: busy[0])
+    caller: Harness = await make_ua()
+    call = await caller.ua.invite(f"sip:agent@{h.target}", timeout=5)  # admitted while the load is fine
+    await wait_for_calls(h, 1)
+    busy[0] = ("answers took 2600 ms (p95)", 15)
+    data = raw_request("INVITE", 9, "overloaded-1", body=SDP_OFFER)  # answers go back through rport
+    status, _, text = await _ask(h.ua.port, data, "overloaded-1")
+    assert status == 503 and "Retry-After: 15" in text
+    assert len(h.ua.calls) == 1  # the call in progress is untouched
+    busy[0] = None
+    await call.hangup()
