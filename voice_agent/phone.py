@@ -36,6 +36,7 @@ from telephony.sip.transaction import Timers
 from telephony.sip.transport import TcpLimits
 from telephony.sip.ua import Call, MediaFactory, Trunk, TrunkPolicy, UserAgent, rtp_media
 from voice_agent import metrics
+from voice_agent.admission import LoadMonitor
 from voice_agent.config import Config, ConfigError, SipConfig
 from voice_agent.guard import CallFault, GuardedBrain, GuardedRecognizer
 from voice_agent.logs import call_id_var, log_event
@@ -127,9 +128,11 @@ class PhoneFrontend:
         voice: Any = None,
         echo: bool = False,
         live: LiveCalls | None = None,
+        load: LoadMonitor | None = None,
     ) -> None:
         self.config = config
         self.live = live  # the console's registry of live calls, when the web front end runs beside us
+        self.load = load  # measured load: new calls get 503 when the box cannot answer them in time
         self.sip = config.sip
         self.session_factory = session_factory
         self.voice = voice  # the engine's Voice port, for the warm-transfer summary
@@ -157,11 +160,17 @@ class PhoneFrontend:
             user=self.sip.user, answer_delay=self.sip.answer_delay_ms / 1000,
             tcp_limits=TcpLimits(self.sip.tcp_idle_timeout_s, self.sip.tcp_header_timeout_s,
                                  self.sip.tcp_body_timeout_s, self.sip.tcp_max_per_source),
+            admit=self._admit,
         )
         self.registrations: list[Registration] = []
         self.results: deque[CallResult] = deque(maxlen=100)  # the latest calls, for tests and status pages
         self._own_store = False
         self.crashes = 0
+
+    def _admit(self) -> tuple[str, int] | None:
+        """None when a new call can be answered in time; else why not and when to retry (SIP 503)."""
+        refusal = self.load.refusal() if self.load is not None else None
+        return (refusal.reason, refusal.retry_after_s) if refusal is not None else None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -171,6 +180,8 @@ class PhoneFrontend:
     async def start(self) -> None:
         """Bind the SIP transports and register with the trunks that want it."""
         await self.ua.start()
+        if self.load is not None:
+            await self.load.start()
         await asyncio.to_thread(self._open_store)
         for trunk in self.trunks:
             if trunk.register:
@@ -185,6 +196,8 @@ class PhoneFrontend:
         wait = self.sip.shutdown_timeout_s if timeout is None else timeout
         log_event(log, "sip_stopping", active_calls=self.ua.active_calls, timeout_s=wait)
         self.ua.accepting = False
+        if self.load is not None:
+            await self.load.stop()
         for reg in self.registrations:
             await reg.stop()
         await self.ua.stop(wait)

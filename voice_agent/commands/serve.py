@@ -77,7 +77,8 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
     # Phone calls are listed in the web front end's live calls, so the console can take them over.
     phone = PhoneFrontend(config, engine_factory(engine) if engine is not None else None,
                           listen=args.sip_listen, voice=engine.voice if engine is not None else None,
-                          echo=args.echo, live=web_frontend.live if web_frontend is not None else None)
+                          echo=args.echo, live=web_frontend.live if web_frontend is not None else None,
+                          load=engine.load if engine is not None else None)
     phone.engine = engine  # type: ignore[attr-defined]
     return [phone] if web_frontend is None else [phone, web_frontend]
 
