@@ -26,6 +26,7 @@ import numpy as np
 
 from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad
 from telephony.webrtc import RATE, PeerCall, WebRtcError
+from voice_agent.admission import LoadMonitor
 from voice_agent.engine import Engine
 from voice_agent.logs import log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome
@@ -379,7 +380,9 @@ class LiveCalls:
     """Every live call of this process: browser calls it runs, and phone calls the SIP front end registers."""
 
     def __init__(self, engine: Engine, store: CallStore, recordings: Path, *, ice_servers: list[str],
-                 max_calls: int = 8, hold_timeout_s: float = 120.0, privacy: Privacy | None = None) -> None:
+                 max_calls: int = 8, hold_timeout_s: float = 120.0, privacy: Privacy | None = None,
+                 load: LoadMonitor | None = None) -> None:
+        self.load = load  # measured load: a new browser call is turned away when it cannot be answered in time
         self.engine = engine
         self.privacy = privacy
         self.store = store
@@ -428,6 +431,10 @@ class LiveCalls:
         """Accept a caller's offer and start the call; returns (call, answer sdp, answer type)."""
         if self.browser_calls() >= self.max_calls:
             raise LinesBusy("all lines are busy, please try again in a minute")
+        refusal = self.load.refusal() if self.load is not None else None
+        if refusal is not None:
+            log.warning("webrtc_call_refused_overloaded", extra={"fields": {"why": refusal.reason}})
+            raise LinesBusy("we are answering a lot of calls right now, please try again in a minute")
         peer = PeerCall(self.ice_servers, label="caller")
         try:
             answer = await peer.answer(sdp, kind)

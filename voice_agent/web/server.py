@@ -161,7 +161,7 @@ def live_calls(config: Config, store: CallStore, engine: Any) -> LiveCalls:
     """The registry of live calls the console shows (browser calls, and phone calls when SIP runs beside it)."""
     return LiveCalls(engine, store, config.recordings_path, ice_servers=list(config.http.ice_servers),
                      max_calls=config.http.max_calls, hold_timeout_s=config.http.hold_timeout_s,
-                     privacy=Privacy.from_config(config))
+                     privacy=Privacy.from_config(config), load=engine.load)
 
 
 def make_app(config: Config, store: CallStore, engine: Any = None, *, transcriber: Any = None,
