@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
 from typing import Any
 
 from dialog.options import PII_KINDS
+from voice_agent.analytics import analyze_call
 from voice_agent.privacy import Privacy
 from voice_agent.session import CallResult
 from voice_agent.store import CallStore
 
+log = logging.getLogger("voice_agent.records")
 _CHANNEL = {"caller": 0, "agent": 1}
 _KEPT = ("human", "interrupted")
 
 
 def save_call(store: CallStore, result: CallResult, kind: str, source: str, started_at: float | None = None,
               privacy: Privacy | None = None, media: dict[str, float] | None = None) -> str:
-    """Store the call, both sides of its transcript, turns, events and where its recording is.
+    """Store the call, both sides of its transcript, turns, events and where its recording is, and its analytics.
 
     PII is redacted before anything is written unless `privacy` says otherwise (default: every kind).
     `media` holds the transport's counters (RTP packets, loss, jitter) for phone calls.
@@ -45,6 +48,10 @@ def save_call(store: CallStore, result: CallResult, kind: str, source: str, star
     )
     store.add_turns(result.call_id, scrub([asdict(t) for t in result.turns]))
     store.add_events(result.call_id, scrub(result.events))
+    try:  # the numbers of the call for the dashboard; a failure here must not lose the call itself
+        analyze_call(store, result.call_id)
+    except Exception as exc:  # computed again on the next read of /api/analytics
+        log.warning("analytics for call %s failed: %s: %s", result.call_id, type(exc).__name__, exc)
     return result.call_id
 
 

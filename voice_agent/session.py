@@ -83,6 +83,7 @@ class TurnRecord:
     action: str = ""  # the brain's decision: answer, clarify, not_found, escalate...
     escalate: bool = False
     sources: list[dict[str, Any]] = field(default_factory=list)  # retrieved KB entries {id, score}, best first
+    guard_rejections: int = 0  # generated sentences the grounding guard refused (the reply fell back to the KB text)
 
 
 @dataclass
@@ -803,6 +804,9 @@ class CallSession:
         turn.action, turn.escalate = outcome.action, outcome.escalate
         sources = outcome.extra.get("sources")
         turn.sources = [dict(s) for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+        grounding = outcome.extra.get("grounding")
+        rejected = grounding.get("rejected") if isinstance(grounding, dict) else None
+        turn.guard_rejections = len(rejected) if isinstance(rejected, list) else 0
         self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
                               "score": outcome.sentiment_score, "mood": outcome.mood})
         self._pending_text = ""
