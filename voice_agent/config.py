@@ -23,7 +23,7 @@ ENV_PREFIX = "VOICE_AGENT_"
 CONFIG_ENV = "VOICE_AGENT_CONFIG"
 HOME_ENV = "VOICE_AGENT_HOME"  # the data dir; read by default_data_dir()
 # Short names for the settings deployments set most (the long form VOICE_AGENT_STORE__URL works too).
-ENV_ALIASES = {"VOICE_AGENT_STORE_URL": ("store", "url")}
+ENV_ALIASES = {"VOICE_AGENT_STORE_URL": ("store", "url"), "VOICE_AGENT_KEY": ("protection", "key")}
 
 
 class ConfigError(ValueError):
@@ -206,6 +206,54 @@ class HttpConfig:
 
 
 @dataclass
+class ProtectionConfig:
+    """Encryption at rest of recordings, uploads and transcript text (AES-256-GCM); off without a key.
+
+    The key is 32 random bytes as base64 (``voice-agent keys generate --output FILE``), read from
+    ``key_file`` or given as ``key`` (environment ``VOICE_AGENT_KEY``). ``old_key_files`` are only
+    read, never written with (a key rotation that was interrupted, or files from before it).
+    """
+
+    key_file: str = ""
+    key: str = field(default="", repr=False)
+    old_key_files: list[str] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a key is configured."""
+        return bool(self.key_file or self.key)
+
+    def check(self) -> None:
+        """Refuse two keys at once, missing key files and values that are not keys."""
+        from voice_agent.protection.keys import check_config
+
+        check_config(self)
+
+
+@dataclass
+class RetentionConfig:
+    """How long data is kept; ``serve`` deletes what is older every ``interval_s`` (0 days: keep for ever)."""
+
+    recordings_days: float = 0.0  # call recordings (the audio)
+    transcripts_days: float = 0.0  # transcript text: segments, turns, events, summaries, job results
+    uploads_days: float = 0.0  # audio uploaded for transcription
+    interval_s: float = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is ever deleted."""
+        return any(d > 0 for d in (self.recordings_days, self.transcripts_days, self.uploads_days))
+
+    def check(self) -> None:
+        """Refuse negative ages and intervals."""
+        for name in ("recordings_days", "transcripts_days", "uploads_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"retention.{name}: expected 0 (keep) or a number of days, got {getattr(self, name)}")
+        if self.interval_s <= 0:
+            raise ConfigError(f"retention.interval_s: expected seconds > 0, got {self.interval_s}")
+
+
+@dataclass
 class Config:
     """The whole application configuration."""
 
@@ -218,6 +266,8 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)  # refuse calls the box cannot answer
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voice_agent.protection.cipher import normalize_phone, plain_ref
 from voice_agent.store.database import Database, Tx
 from voice_agent.store.errors import StoreError
 
@@ -74,15 +74,53 @@ def like_pattern(word: str) -> str:
     return f"%{escaped}%"
 
 
-def _record(row: Any) -> CallRecord:
-    return CallRecord(id=row["id"], kind=row["kind"], source=row["source"], started_at=row["started_at"],
-                      ended_at=row["ended_at"], duration=row["duration"], outcome=row["outcome"],
-                      language=row["language"], model=row["model"], text=row["text"],
-                      meta=json.loads(row["meta"] or "{}"))
+def customer_of(meta: dict[str, Any] | None) -> str:
+    """The customer id a call's meta names (``customer_id``, or ``customer.id``), or ''."""
+    if not meta:
+        return ""
+    value = meta.get("customer_id")
+    if value is None and isinstance(meta.get("customer"), dict):
+        value = meta["customer"].get("id")
+    return str(value).strip() if value not in (None, "") else ""
 
 
 class CallTables(Database):
-    """The calls, segments, turns and events tables."""
+    """The calls, segments, turns and events tables.
+
+    With a key (``self.cipher``) every column a person's words or number reach is sealed: calls'
+    source, text and meta; segments' text, words and extra; turns' texts and timings; events' data.
+    A call's words are searchable through ``call_terms`` (keyed hashes of its words), and its caller
+    and customer through ``caller_ref``/``customer_ref`` (keyed hashes): the lookups erasure needs.
+    """
+
+    def _record(self, row: Any) -> CallRecord:
+        return CallRecord(id=row["id"], kind=row["kind"], source=self.unseal(row["source"], "a call's source"),
+                          started_at=row["started_at"], ended_at=row["ended_at"], duration=row["duration"],
+                          outcome=row["outcome"], language=row["language"], model=row["model"],
+                          text=self.unseal(row["text"], "a transcript"),
+                          meta=self.unseal_json(row["meta"], {}, "a call's details"))
+
+    def subject_ref(self, kind: str, value: str) -> str:
+        """The stored reference of a caller's number (``phone``) or a customer id (``customer``)."""
+        value = normalize_phone(value) if kind == "phone" else value.strip()
+        return self.cipher.ref(kind, value) if self.cipher is not None else plain_ref(kind, value)
+
+    def _caller_ref(self, source: str) -> str:
+        """The caller's reference ('' when the source is not a phone number: a browser, a file)."""
+        digits = normalize_phone(source) if source.lower().startswith(("sip:", "sips:", "tel:", "+")) else ""
+        return self.subject_ref("phone", digits) if len(digits) >= 3 else ""
+
+    def _customer_ref(self, meta: dict[str, Any] | None) -> str | None:
+        customer = customer_of(meta)
+        return self.subject_ref("customer", customer) if customer else None
+
+    def _index_text(self, db: Tx, call_id: str, text: str) -> None:
+        """Keep the call's search terms (keyed hashes of its words) in step with its text; only with a key."""
+        db.execute("DELETE FROM call_terms WHERE call_id = ?", (call_id,))
+        if self.cipher is None:
+            return
+        for term in sorted(self.cipher.terms(text)):
+            db.execute("INSERT INTO call_terms (call_id, term) VALUES (?, ?)", (call_id, term))
 
     def add_call(
         self,
@@ -106,17 +144,20 @@ class CallTables(Database):
         its segments replaced, keeping the turns stored while it ran.
         """
         cid = call_id or uuid.uuid4().hex[:16]
-        values = (kind, source, time.time() if started_at is None else started_at, ended_at, duration, outcome,
-                  language, model, text, json.dumps(meta or {}))
+        values = (kind, self.seal(source), time.time() if started_at is None else started_at, ended_at, duration,
+                  outcome, language, model, self.seal(text), self.seal_json(meta or {}), self._caller_ref(source),
+                  self._customer_ref(meta))
         with self.transaction() as db:
             if call_id is not None and db.value("SELECT outcome FROM calls WHERE id = ?", (cid,)) == ACTIVE:
                 db.execute("UPDATE calls SET kind = ?, source = ?, started_at = ?, ended_at = ?, duration = ?,"
-                           " outcome = ?, language = ?, model = ?, text = ?, meta = ? WHERE id = ?", (*values, cid))
+                           " outcome = ?, language = ?, model = ?, text = ?, meta = ?, caller_ref = ?,"
+                           " customer_ref = COALESCE(?, customer_ref) WHERE id = ?", (*values, cid))
                 db.execute("DELETE FROM segments WHERE call_id = ?", (cid,))
             else:
-                db.execute(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (cid, *values))
+                db.execute(f"INSERT INTO calls ({_CALL_COLUMNS}, caller_ref, customer_ref)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ''))", (cid, *values))
             self._insert_segments(db, cid, segments, 0)
+            self._index_text(db, cid, text)
         return cid
 
     def start_call(self, call_id: str, kind: str, source: str, *, worker: str, started_at: float | None = None,
@@ -127,10 +168,11 @@ class CallTables(Database):
         starts again, ``recover_calls`` closes what it left active.
         """
         with self.transaction() as db:
-            db.execute("INSERT INTO calls (id, kind, source, started_at, outcome, text, meta, worker)"
-                       " VALUES (?, ?, ?, ?, ?, '', ?, ?)",
-                       (call_id, kind, source, time.time() if started_at is None else started_at, ACTIVE,
-                        json.dumps(meta or {}), worker))
+            db.execute("INSERT INTO calls (id, kind, source, started_at, outcome, text, meta, worker, caller_ref,"
+                       " customer_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ''))",
+                       (call_id, kind, self.seal(source), time.time() if started_at is None else started_at, ACTIVE,
+                        self.seal(""), self.seal_json(meta or {}), worker, self._caller_ref(source),
+                        self._customer_ref(meta)))
 
     def add_turn(self, call_id: str, turn: dict[str, Any]) -> None:
         """Store one finished turn of a live call now (replacing an earlier copy of the same index)."""
@@ -148,14 +190,16 @@ class CallTables(Database):
                 turns = [self._turn(r) for r in db.rows("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (cid,))]
                 segments = _turn_segments(turns)
                 duration = max([0.0, *(s["end"] for s in segments)])
-                meta = json.loads(row["meta"] or "{}")
+                meta = self.unseal_json(row["meta"], {}, "a call's details")
                 meta.update({"channels": 2, "recovered": True,
                              "error": "the worker stopped during the call; recovered at its next start"})
+                text = " ".join(s["text"] for s in segments)
                 db.execute("UPDATE calls SET outcome = 'error', ended_at = ?, duration = ?, text = ?, meta = ?"
-                           " WHERE id = ?", (float(row["started_at"]) + duration, duration,
-                                             " ".join(s["text"] for s in segments), json.dumps(meta), cid))
+                           " WHERE id = ?", (float(row["started_at"]) + duration, duration, self.seal(text),
+                                             self.seal_json(meta), cid))
                 db.execute("DELETE FROM segments WHERE call_id = ?", (cid,))
                 self._insert_segments(db, cid, segments, 0)
+                self._index_text(db, cid, text)
                 recovered.append(cid)
         return recovered
 
@@ -165,16 +209,15 @@ class CallTables(Database):
             first = int(db.value("SELECT COALESCE(MAX(idx) + 1, 0) FROM segments WHERE call_id = ?", (call_id,)))
             self._insert_segments(db, call_id, segments, first)
 
-    @staticmethod
-    def _insert_segments(db: Tx, call_id: str, segments: Sequence[dict[str, Any]], first: int) -> None:
+    def _insert_segments(self, db: Tx, call_id: str, segments: Sequence[dict[str, Any]], first: int) -> None:
         for i, seg in enumerate(segments, start=first):
             extra = {k: v for k, v in seg.items() if k not in _SEGMENT_FIELDS}
             db.execute(
                 'INSERT INTO segments (call_id, idx, start, "end", speaker, channel, text,'
                 " avg_logprob, no_speech_prob, words, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (call_id, i, float(seg["start"]), float(seg["end"]), str(seg.get("speaker", "")),
-                 int(seg.get("channel", 0)), str(seg.get("text", "")), seg.get("avg_logprob"),
-                 seg.get("no_speech_prob"), json.dumps(seg.get("words", [])), json.dumps(extra)),
+                 int(seg.get("channel", 0)), self.seal(str(seg.get("text", ""))), seg.get("avg_logprob"),
+                 seg.get("no_speech_prob"), self.seal_json(seg.get("words", [])), self.seal_json(extra)),
             )
 
     def update_call(self, call_id: str, **fields: Any) -> None:
@@ -190,9 +233,15 @@ class CallTables(Database):
                 old = db.value("SELECT meta FROM calls WHERE id = ?", (call_id,))
                 if old is None:
                     raise StoreError(f"no call with id {call_id!r}")
-                merged = json.loads(old or "{}")
+                merged = self.unseal_json(old, {}, "a call's details")
                 merged.update(fields["meta"])
-                fields["meta"] = json.dumps(merged)
+                fields["meta"] = self.seal_json(merged)
+                customer = self._customer_ref(merged)
+                if customer is not None:
+                    fields["customer_ref"] = customer
+            if "text" in fields:
+                self._index_text(db, call_id, str(fields["text"] or ""))
+                fields["text"] = self.seal(str(fields["text"] or ""))
             assignments = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*fields.values(), call_id))
 
@@ -202,8 +251,7 @@ class CallTables(Database):
             for t in turns:
                 self._upsert_turn(db, call_id, t)
 
-    @staticmethod
-    def _upsert_turn(db: Tx, call_id: str, t: dict[str, Any]) -> None:
+    def _upsert_turn(self, db: Tx, call_id: str, t: dict[str, Any]) -> None:
         db.execute(
             "INSERT INTO turns (call_id, idx, caller_text, agent_text, sentiment, sentiment_score,"
             " voice_to_voice_ms, timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -211,9 +259,9 @@ class CallTables(Database):
             " agent_text = excluded.agent_text, sentiment = excluded.sentiment,"
             " sentiment_score = excluded.sentiment_score, voice_to_voice_ms = excluded.voice_to_voice_ms,"
             " timings = excluded.timings",
-            (call_id, int(t["index"]), t.get("caller_text", ""), t.get("agent_text", ""), t.get("sentiment"),
-             t.get("sentiment_score"), t.get("voice_to_voice_ms"),
-             json.dumps({k: v for k, v in t.items() if k not in _TURN_FIELDS})),
+            (call_id, int(t["index"]), self.seal(t.get("caller_text", "")), self.seal(t.get("agent_text", "")),
+             t.get("sentiment"), t.get("sentiment_score"), t.get("voice_to_voice_ms"),
+             self.seal_json({k: v for k, v in t.items() if k not in _TURN_FIELDS})),
         )
 
     def turns(self, call_id: str) -> list[dict[str, Any]]:
@@ -222,12 +270,12 @@ class CallTables(Database):
             rows = db.rows("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,))
         return [self._turn(r) for r in rows]
 
-    @staticmethod
-    def _turn(r: Any) -> dict[str, Any]:
-        item = {"index": r["idx"], "caller_text": r["caller_text"], "agent_text": r["agent_text"],
+    def _turn(self, r: Any) -> dict[str, Any]:
+        item = {"index": r["idx"], "caller_text": self.unseal(r["caller_text"], "a turn"),
+                "agent_text": self.unseal(r["agent_text"], "a turn"),
                 "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
                 "voice_to_voice_ms": r["voice_to_voice_ms"]}
-        item.update(json.loads(r["timings"]))
+        item.update(self.unseal_json(r["timings"], {}, "a turn"))
         return item
 
     def add_events(self, call_id: str, events: Sequence[dict[str, Any]]) -> None:
@@ -237,13 +285,13 @@ class CallTables(Database):
             for i, e in enumerate(events, start=first):
                 data = {k: v for k, v in e.items() if k not in ("t", "type")}
                 db.execute("INSERT INTO events (call_id, seq, t, type, data) VALUES (?, ?, ?, ?, ?)",
-                           (call_id, i, float(e.get("t", 0.0)), str(e["type"]), json.dumps(data)))
+                           (call_id, i, float(e.get("t", 0.0)), str(e["type"]), self.seal_json(data)))
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
         """The events of a call in order."""
         with self.read() as db:
             rows = db.rows("SELECT t, type, data FROM events WHERE call_id = ? ORDER BY seq", (call_id,))
-        return [{"t": r["t"], "type": r["type"], **json.loads(r["data"])} for r in rows]
+        return [{"t": r["t"], "type": r["type"], **self.unseal_json(r["data"], {}, "an event")} for r in rows]
 
     def get_call(self, call_id: str) -> CallRecord:
         """One call by id (a unique prefix is accepted)."""
@@ -252,9 +300,9 @@ class CallTables(Database):
                            (call_id, like_pattern(call_id)[1:]))
         exact = [r for r in rows if r["id"] == call_id]
         if exact:
-            return _record(exact[0])
+            return self._record(exact[0])
         if len(rows) == 1:
-            return _record(rows[0])
+            return self._record(rows[0])
         if not rows:
             raise StoreError(f"no call with id {call_id!r}; `voice-agent calls list` shows the ids")
         raise StoreError(f"call id prefix {call_id!r} is ambiguous; give more characters")
@@ -270,7 +318,7 @@ class CallTables(Database):
         args.append(limit)
         with self.read() as db:
             rows = db.rows(sql, args)
-        return [_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def active_calls(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Calls in progress on any worker (outcome ``active``), oldest first, with the worker holding each."""
@@ -281,8 +329,8 @@ class CallTables(Database):
             args.append(kind)
         with self.read() as db:
             rows = db.rows(sql + " ORDER BY started_at", args)
-        return [{"id": r["id"], "kind": r["kind"], "source": r["source"], "started_at": r["started_at"],
-                 "worker": r["worker"]} for r in rows]
+        return [{"id": r["id"], "kind": r["kind"], "source": self.unseal(r["source"], "a call's source"),
+                 "started_at": r["started_at"], "worker": r["worker"]} for r in rows]
 
     def segments(self, call_id: str) -> list[dict[str, Any]]:
         """The transcript segments of a call in time order."""
@@ -292,10 +340,11 @@ class CallTables(Database):
         for r in rows:
             seg: dict[str, Any] = {
                 "start": r["start"], "end": r["end"], "speaker": r["speaker"], "channel": r["channel"],
-                "text": r["text"], "avg_logprob": r["avg_logprob"], "no_speech_prob": r["no_speech_prob"],
-                "words": json.loads(r["words"]),
+                "text": self.unseal(r["text"], "a transcript segment"), "avg_logprob": r["avg_logprob"],
+                "no_speech_prob": r["no_speech_prob"],
+                "words": self.unseal_json(r["words"], [], "a transcript segment"),
             }
-            seg.update(json.loads(r["extra"]))
+            seg.update(self.unseal_json(r["extra"], {}, "a transcript segment"))
             out.append(seg)
         return out
 
@@ -303,9 +352,15 @@ class CallTables(Database):
         """Matching calls for the console, most recent first, and how many match in all."""
         where: list[str] = []
         args: list[Any] = []
-        for word in f.q.split()[:8]:
-            where.append("LOWER(text) LIKE ? ESCAPE '\\'")  # LOWER on both sides: LIKE's case rules differ
-            args.append(like_pattern(word.lower()))
+        if self.cipher is not None:
+            # Sealed text cannot be matched: whole words are looked up in the keyed index instead.
+            for term in sorted(self.cipher.terms(" ".join(f.q.split()[:8]))):
+                where.append("id IN (SELECT call_id FROM call_terms WHERE term = ?)")
+                args.append(term)
+        else:
+            for word in f.q.split()[:8]:
+                where.append("LOWER(text) LIKE ? ESCAPE '\\'")  # LOWER on both sides: LIKE's case rules differ
+                args.append(like_pattern(word.lower()))
         for column, op, value in (("started_at", ">=", f.since), ("started_at", "<", f.until)):
             if value is not None:
                 where.append(f"{column} {op} ?")
@@ -331,10 +386,11 @@ class CallTables(Database):
                     moods.setdefault(r["call_id"], []).append(r["sentiment"] or "")
         out = []
         for r in rows:
-            meta = json.loads(r["meta"] or "{}")
+            meta = self.unseal_json(r["meta"], {}, "a call's details")
             labels = [m for m in moods.get(r["id"], []) if m]
-            out.append({"id": r["id"], "kind": r["kind"], "source": r["source"], "started_at": r["started_at"],
-                        "duration": r["duration"], "outcome": r["outcome"], "preview": (r["text"] or "")[:160],
+            out.append({"id": r["id"], "kind": r["kind"], "source": self.unseal(r["source"], "a call's source"),
+                        "started_at": r["started_at"], "duration": r["duration"], "outcome": r["outcome"],
+                        "preview": (self.unseal(r["text"], "a transcript") or "")[:160],
                         "turns": len(moods.get(r["id"], [])),
                         "sentiment": labels[-1] if labels else meta.get("sentiment"),
                         "has_recording": bool(meta.get("recording"))})
@@ -346,23 +402,39 @@ class CallTables(Database):
 
         A transcribed file the user named on the command line is theirs, not a copy, and stays.
         """
+        return self.erase_calls([call_id])["calls"] > 0
+
+    def erase_calls(self, call_ids: Sequence[str]) -> dict[str, int]:
+        """Delete calls with every copy (as ``delete_call``); how many rows and files of each kind went."""
+        counts = dict.fromkeys(("calls", "segments", "turns", "events", "analytics", "kb_gaps", "jobs",
+                                "recordings", "uploads"), 0)
+        files: list[tuple[str, str, str]] = []  # (call id, kind of file, path)
         with self.transaction() as db:
-            row = db.row("SELECT kind, meta FROM calls WHERE id = ?", (call_id,))
-            if row is None:
-                return False
-            uploads = [str(r["path"]) for r in db.rows("SELECT path FROM transcription_jobs WHERE call_id = ?",
-                                                       (call_id,))]
-            for table in ("segments", "turns", "events"):
-                db.execute(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))
-            db.execute("DELETE FROM transcription_jobs WHERE call_id = ?", (call_id,))
-            db.execute("DELETE FROM calls WHERE id = ?", (call_id,))
-        files = list(uploads)
-        recording = json.loads(row["meta"] or "{}").get("recording")
-        if recording and (row["kind"] != "transcription" or str(recording) in uploads):
-            files.append(str(recording))
-        for path in files:
+            for call_id in call_ids:
+                row = db.row("SELECT kind, meta FROM calls WHERE id = ?", (call_id,))
+                if row is None:
+                    continue
+                meta = self.unseal_json(row["meta"], {}, "a call's details")
+                uploads = [str(r["path"]) for r in db.rows("SELECT path FROM transcription_jobs WHERE call_id = ?",
+                                                           (call_id,)) if r["path"]]
+                for table, key in (("segments", "segments"), ("turns", "turns"), ("events", "events"),
+                                   ("call_analytics", "analytics"), ("kb_gaps", "kb_gaps"),
+                                   ("call_terms", "")):
+                    n = db.count(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))
+                    if key:
+                        counts[key] += n
+                counts["jobs"] += db.count("DELETE FROM transcription_jobs WHERE call_id = ?", (call_id,))
+                counts["calls"] += db.count("DELETE FROM calls WHERE id = ?", (call_id,))
+                files.extend((call_id, "uploads", path) for path in uploads)
+                recording = meta.get("recording")
+                if recording and (row["kind"] != "transcription" or str(recording) in uploads) \
+                        and str(recording) not in uploads:
+                    files.append((call_id, "recordings", str(recording)))
+        for call_id, kind, path in files:
             try:
-                Path(path).unlink(missing_ok=True)
+                if Path(path).is_file():
+                    Path(path).unlink()
+                    counts[kind] += 1
             except OSError as exc:  # the rows are gone; say which file is left
                 log.warning("call %s deleted but %s could not be removed: %s", call_id, path, exc)
-        return True
+        return counts

@@ -6,14 +6,16 @@ event loop. One connection per store object, shared by threads under a lock.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from voice_agent.protection.cipher import Cipher, SealError, sealed_key_id
 from voice_agent.store.dialect import Dialect, dialect_for
-from voice_agent.store.errors import StoreError
+from voice_agent.store.errors import StoreError, StoreKeyError
 from voice_agent.store.migrations import MIGRATIONS
 
 
@@ -49,14 +51,44 @@ class Tx:
 class Database:
     """Transactions and migrations over one connection; subclasses add the tables' methods."""
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 5.0, cipher: Cipher | None = None) -> None:
         self.url = url
         self.dialect = dialect_for(url, busy_timeout_s)
+        self.cipher = cipher  # transcript text sealed at rest (AES-GCM) when a key is configured
         self._lock = threading.RLock()
         self._depth = 0
         with self._errors():
             self._conn = self.dialect.connect()
         self.migrate()
+
+    # ---- values sealed at rest (voice_agent.protection): every text column a person's words reach ----
+    def seal(self, value: str) -> str:
+        """A text value as it is stored: sealed with the current key, or as it is without one."""
+        return self.cipher.seal(value) if self.cipher is not None else value
+
+    def seal_json(self, value: Any) -> str:
+        """A JSON value as it is stored (sealed with a key)."""
+        return self.seal(json.dumps(value))
+
+    def unseal(self, value: Any, what: str = "a stored value") -> Any:
+        """A stored text value in clear (None stays None); a StoreKeyError saying what to do when it cannot be."""
+        if value is None:
+            return None
+        if self.cipher is None:
+            key_id = sealed_key_id(value)
+            if key_id is not None:
+                raise StoreKeyError(f"the call store {self.where} holds encrypted transcripts (key {key_id}) but no "
+                                    "key is configured: set protection.key_file (or VOICE_AGENT_KEY) to that key")
+            return value
+        try:
+            return self.cipher.open(value, f"{what} in the call store {self.where}")
+        except SealError as exc:
+            raise StoreKeyError(str(exc)) from None
+
+    def unseal_json(self, value: Any, default: Any, what: str = "a stored value") -> Any:
+        """A stored JSON value decoded (``default`` when empty)."""
+        text = self.unseal(value, what)
+        return json.loads(text) if text else default
 
     @property
     def kind(self) -> str:

@@ -150,6 +150,7 @@ class SqliteDialect(Dialect):
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=self.busy_timeout_s, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # deleted transcripts are overwritten, not left in free pages
         if self.path != MEMORY:
             conn.execute("PRAGMA journal_mode = WAL")
         return conn

@@ -9,3 +9,7 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The database is locked, full, read-only or unreachable (the message says which and what to do)."""
+
+
+class StoreKeyError(StoreError):
+    """Encrypted data and the configured key do not match (no key, another key, an unfinished rotation)."""

@@ -170,4 +170,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX kb_gaps_at ON kb_gaps (at)
         """,
     ),
+    (
+        6,
+        "data protection: key state, keyed search terms and caller references, retention marks",
+        """
+        CREATE TABLE protection_state (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE call_terms (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            term TEXT NOT NULL,
+            PRIMARY KEY (call_id, term)
+        );
+        CREATE INDEX call_terms_term ON call_terms (term);
+        ALTER TABLE calls ADD COLUMN caller_ref TEXT;
+        ALTER TABLE calls ADD COLUMN customer_ref TEXT;
+        ALTER TABLE calls ADD COLUMN recording_deleted_at REAL;
+        ALTER TABLE calls ADD COLUMN transcript_deleted_at REAL;
+        CREATE INDEX calls_caller_ref ON calls (caller_ref);
+        CREATE INDEX calls_customer_ref ON calls (customer_ref);
+        CREATE INDEX transcription_jobs_created_at ON transcription_jobs (created_at)
+        """,
+    ),
 ]
