@@ -101,6 +101,15 @@ def asr_prompt(company: str, topics: list[str]) -> str:
     return f"A customer calls {who} about {about}." if about else f"A customer calls {who}."
 
 
+def recorder_for(config: Config) -> Any:
+    """How sessions open their recordings: sealed with the configured key, or a plain WAV without one."""
+    from voice_agent.protection.files import open_recording
+    from voice_agent.protection.keys import cipher_from_config
+
+    cipher = cipher_from_config(config)
+    return lambda path, rate: open_recording(path, rate, cipher)
+
+
 class Engine:
     """Shared models and the factory for call sessions."""
 
@@ -136,7 +145,8 @@ class Engine:
         brain.load()
         synth = Synthesizer(voice=config.tts.voice, cache_dir=cache / "tts",
                             first_clause_words=config.tts.first_clause_words)
-        engine = cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()), SessionSettings())
+        engine = cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()),
+                     SessionSettings(recorder=recorder_for(config)))
         engine.kb_hotwords = config.asr.kb_hotwords
         engine.load = LoadMonitor(config.admission)
         engine.refresh_asr_hints(brain.options.company, brain.kb)

@@ -60,6 +60,8 @@ class SessionSettings:
     max_call_text: str = "We have reached the time limit for this call. Thank you for calling, goodbye."
     fillers: tuple[str, ...] = ("Okay.", "Sure.", "Right.")
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    # Opens the recording (path, rate) -> writeframes/close; voice_agent.protection seals it when a key is set.
+    recorder: Callable[[Path, int], Any] | None = None
 
 
 @dataclass
@@ -507,6 +509,8 @@ class CallSession:
     def _open_recording(self) -> wave.Wave_write | None:
         if self.recording_path is None:
             return None
+        if self.s.recorder is not None:
+            return self.s.recorder(self.recording_path, self.rate)
         private_file(self.recording_path)  # call audio: owner-only file in an owner-only directory
         w = wave.open(str(self.recording_path), "wb")
         w.setnchannels(2)
