@@ -571,6 +571,9 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/api/kb/{name}", delete_kb)
     r.add_get("/api/users", list_users)
     r.add_get("/api/audit", audit_log)
+    from voice_agent.web.analytics import add_analytics_routes  # imports this module's helpers
+
+    add_analytics_routes(app)
     from voice_agent.web.forward import install  # live calls held by another worker of a cluster
 
     install(app, app[STATE])

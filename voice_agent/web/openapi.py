@@ -116,6 +116,25 @@ def document() -> dict[str, Any]:
                                "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}}),
                 "delete": _op("Delete a document (admin)", _json(_OBJ), 400, 401, 403, 404, params=[_DOC]),
             },
+            "/api/kb/entries": {"post": _op(
+                "A new KB entry from a question the KB could not answer (checked by the KB loader; the index "
+                "rebuilds)", _json(_OBJ, "Created"), 400, 401, 403, 413, ok_code="201", body={
+                    "required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["question", "answer"],
+                        "properties": {"question": {"type": "string"}, "answer": {"type": "string"},
+                                       "topic": {"type": "string"},
+                                       "also": {"type": "array", "items": {"type": "string"}},
+                                       "covers": {"type": "array", "items": {"type": "string"}}}}}}})},
+            "/api/analytics": {"get": _op(
+                "Calls per hour and day, containment, transfer reasons, handle time, sentiment, latency, QA and the "
+                "questions the KB could not answer, grouped (audited); CSV with format=csv",
+                {"description": "Analytics", "content": {"application/json": {"schema": _OBJ},
+                                                         "text/csv": {"schema": {"type": "string"}}}},
+                400, 401, params=[{"name": n, "in": "query", "required": False, "schema": s} for n, s in [
+                    ("since", {"type": "string"}), ("until", {"type": "string"}),
+                    ("tz", {"type": "integer", "minimum": -840, "maximum": 840}),
+                    ("format", {"type": "string", "enum": ["json", "csv"]}),
+                    ("table", {"type": "string", "enum": ["calls", "days", "gaps"]})]])},
             "/api/users": {"get": _op("Console users (admin)", _json(_OBJ), 401, 403)},
             "/api/audit": {"get": _op("Audit log (admin)", _json(_OBJ), 400, 401, 403, params=[
                 {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
