@@ -54,9 +54,9 @@ def engine(engine_home: Path) -> Any:
 class PhoneServer:
     """A PhoneFrontend on its own event loop in a thread (the test drives peers synchronously)."""
 
-    def __init__(self, config: Config, engine: Any, media: Any = None) -> None:
+    def __init__(self, config: Config, engine: Any, media: Any = None, **kwargs: Any) -> None:
         self.loop = asyncio.new_event_loop()
-        extra = {"media": media} if media is not None else {}
+        extra = {"media": media, **kwargs} if media is not None else dict(kwargs)
         self.frontend = PhoneFrontend(config, engine_factory(engine), voice=engine.voice, **extra)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -425,3 +425,29 @@ def test_a_model_that_raises_ends_only_its_call(server: PhoneServer, engine: Any
         assert store.get_call(good[0].call_id).outcome != "error"
     finally:
         store.close()
+
+
+def test_an_overloaded_box_turns_new_callers_away_with_503(engine: Any, engine_home: Path, generated: Gen,
+                                                          tmp_path: Path) -> None:
+    """Answers measured slower than admission.max_answer_ms: the next caller gets 503 + Retry-After, no call starts."""
+    from voice_agent.admission import AdmissionSettings, LoadMonitor
+
+    _caller_ul(generated, tmp_path)
+    config = load_config(env={"VOICE_AGENT_HOME": str(engine_home)})
+    config.sip.listen = f"127.0.0.1:{free_port()}"
+    original = engine.load
+    # every real answer on this machine takes longer than 100 ms: one answered turn is enough to trip it
+    engine.load = LoadMonitor(AdmissionSettings(max_answer_ms=100, min_samples=1))
+    srv = PhoneServer(config, engine, load=engine.load)
+    try:
+        assert srv.frontend.ua.admit is not None and engine.load.refusal() is None  # idle: calls are answered
+        _sipp("uac_stream_caller", f"127.0.0.1:{srv.port}", tmp_path, timeout=60)
+        first = srv.wait_results(1)[0]
+        assert first.turns and first.turns[0].voice_to_voice_ms > 100
+        refusal = engine.load.refusal()
+        assert refusal is not None and "answers took" in refusal.reason
+        _sipp("uac_overloaded", f"127.0.0.1:{srv.port}", tmp_path, timeout=20)  # 503 with a Retry-After number
+        assert len(srv.frontend.results) == 1 and srv.frontend.ua.stats["rejected"] >= 1
+    finally:
+        srv.stop()
+        engine.load = original
