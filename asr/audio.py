@@ -185,3 +185,42 @@ def resample(audio: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
     g = gcd(src_rate, dst_rate)
     return resample_poly(audio, dst_rate // g, src_rate // g, axis=-1).astype(np.float32)
+
+
+def decode_bytes(data: bytes, sample_rate: int = SAMPLE_RATE, *, suffix: str = "", name: str = "<memory>"
+                 ) -> np.ndarray:
+    """Decode a whole audio file held in memory (e.g. decrypted, never written to disk) to (channels, samples).
+
+    ``suffix`` names the container when it cannot be sniffed (``.ul``/``.al`` raw G.711).
+    """
+    import io
+
+    import av
+
+    if not data:
+        raise AudioDecodeError(name, "file is empty (0 bytes)")
+    fmt = {".ul": "mulaw", ".al": "alaw"}.get(suffix.lower())
+    options = {"ar": "8000", "ac": "1"} if fmt else {}
+    try:
+        container = av.open(io.BytesIO(data), mode="r", format=fmt, options=options, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise AudioDecodeError(name, f"not a readable audio file ({_reason(exc)})") from None
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError(name, "contains no audio stream")
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels or 1
+        resampler = av.AudioResampler(format="fltp", layout="stereo" if channels > 1 else "mono", rate=sample_rate)
+        parts: list[np.ndarray] = []
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None
+                parts.extend(out.to_ndarray().astype(np.float32, copy=False) for out in resampler.resample(frame))
+        except av.error.FFmpegError as exc:
+            raise AudioDecodeError(name, f"decoding failed (corrupt or truncated: {_reason(exc)})") from None
+        parts.extend(out.to_ndarray().astype(np.float32, copy=False) for out in resampler.resample(None))
+    finally:
+        container.close()
+    if not parts:
+        raise AudioDecodeError(name, "contains no decodable audio samples")
+    return np.concatenate(parts, axis=1)

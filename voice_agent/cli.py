@@ -25,6 +25,9 @@ COMMANDS = [
     "serve",
     "dial",
     "cluster",
+    "keys",
+    "erase",
+    "retention",
 ]
 
 
@@ -37,7 +40,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = [UserError, ConfigError]
     for module, name in (("asr.errors", "AsrError"), ("dialog.errors", "DialogError"),
                          ("tts.errors", "TtsError"), ("telephony.errors", "TelephonyError"),
-                         ("voice_agent.store", "StoreError")):
+                         ("voice_agent.store", "StoreError"), ("voice_agent.protection.cipher", "SealError"),
+                         ("voice_agent.protection.erasure", "ErasureError")):
         try:
             found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

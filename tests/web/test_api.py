@@ -67,7 +67,7 @@ async def test_api_needs_a_token(client: Client, tokens: dict[str, str]) -> None
     assert r.status == 401
     r = await client.get("/api/calls", headers={"Authorization": f"Bearer {tokens['vic']}"})
     assert r.status == 200
-    assert (await r.json()) == {"calls": [], "total": 0}
+    assert (await r.json()) == {"calls": [], "total": 0, "search_mode": "substring"}
 
 
 async def test_roles_delete_recording_and_audit(client: Client, store: CallStore, web_config: Config,

@@ -18,6 +18,7 @@ from voice_agent.auth import User, Users
 from voice_agent.store import StoreError
 from voice_agent.web.jobs import JOB_FORMATS
 from voice_agent.web.live import AlreadyTaken, LinesBusy
+from voice_agent.web.protection import add_protection_routes, open_upload, playable_name, recording_response
 from voice_agent.web.queries import CallFilter, delete_call, search_calls
 from voice_agent.web.security import (
     COOKIE,
@@ -198,7 +199,9 @@ async def list_calls(request: web.Request) -> web.Response:
     # Each preview shows the opening of a transcript: one row per call and user per minute.
     await st.read_audit.record(user.name, "read_preview", [c["id"] for c in calls if c.get("preview")], via=via)
     return web.json_response({"calls": [{**c, "source": _public_source(str(c.get("source") or ""))} for c in calls],
-                              "total": total})
+                              "total": total,
+                              # encrypted transcripts are searched by whole words (a keyed index), not parts
+                              "search_mode": "whole_words" if st.store.cipher is not None else "substring"})
 
 
 def _call_or_404(request: web.Request) -> Any:
@@ -242,7 +245,8 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     if not path or not Path(path).is_file():
         raise ApiError(404, f"call {rec.id} has no recording on this server")
     st.users.audit(user.name, "read_recording", rec.id, via=request.get(VIA_KEY, ""))
-    return web.FileResponse(path, headers={"Content-Disposition": f'inline; filename="{rec.id}{Path(path).suffix}"'})
+    # Sealed at rest (a key is configured): decrypted as it streams, never written anywhere in clear.
+    return await recording_response(request, Path(path), playable_name(rec.id, Path(path)), st.store.cipher)
 
 
 async def remove_call(request: web.Request) -> web.Response:
@@ -386,7 +390,7 @@ async def create_job(request: web.Request) -> web.Response:
     st.uploads.mkdir(parents=True, exist_ok=True)
     dest = st.uploads / f"{uuid.uuid4().hex[:12]}{suffix}"
     size, limit = 0, st.config.http.max_upload_mb * 1024 * 1024
-    with dest.open("wb") as out:
+    with open_upload(dest, st.store.cipher) as out:  # sealed as it arrives when a key is configured
         while chunk := await part.read_chunk(1 << 16):
             size += len(chunk)
             if size > limit:
@@ -571,6 +575,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/api/kb/{name}", delete_kb)
     r.add_get("/api/users", list_users)
     r.add_get("/api/audit", audit_log)
+    add_protection_routes(app)
     from voice_agent.web.analytics import add_analytics_routes  # imports this module's helpers
 
     add_analytics_routes(app)

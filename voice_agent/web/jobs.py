@@ -57,12 +57,23 @@ class JobRunner:
     def _set(self, job_id: str, **fields: Any) -> None:
         self.store.update_job(job_id, **fields)
 
-    def _run(self, job_id: str, path: Path) -> None:
-        from asr.audio import probe
+    def _source(self, job_id: str, path: Path) -> tuple[Any, float]:
+        """What to transcribe and its length: the file, or a sealed upload decrypted into memory only."""
+        from asr.audio import SAMPLE_RATE, decode_bytes, probe
+        from voice_agent.protection.files import SealedReader, is_sealed
 
+        if not is_sealed(path):
+            return path, float(probe(path).duration or 0.0)
+        data = SealedReader(path, self.store.cipher, f"the upload of job {job_id}").read_all()
+        audio = decode_bytes(data, SAMPLE_RATE, suffix=path.suffix, name=path.name)
+        del data
+        return audio, audio.shape[-1] / SAMPLE_RATE
+
+    def _run(self, job_id: str, path: Path) -> None:
         try:
             self._set(job_id, status="running")
-            total = max(0.01, float(probe(path).duration or 0.0))
+            source, seconds = self._source(job_id, path)
+            total = max(0.01, seconds)
             done = [0.0]
 
             def progress(seconds: float) -> None:
@@ -71,10 +82,11 @@ class JobRunner:
 
             a = self.config.asr
             transcript = self._get_transcriber().transcribe(
-                path, language=a.language or None, beam_size=a.beam_size, word_timestamps=a.word_timestamps,
+                source, language=a.language or None, beam_size=a.beam_size, word_timestamps=a.word_timestamps,
                 channel_speakers=self.config.transcribe.channel_speakers,
                 block_seconds=self.config.transcribe.block_seconds, progress=progress)
             data = transcript.to_dict()
+            data["file"] = path.name  # an upload decrypted in memory has no file name of its own
             privacy = Privacy.from_config(self.config)
             if privacy.store:
                 data = privacy.transcript(data)

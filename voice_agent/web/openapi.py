@@ -39,7 +39,11 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, params: list[dict[str, A
 def document() -> dict[str, Any]:
     """The OpenAPI 3.0 document."""
     q = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in [
-        ("q", {"type": "string"}), ("since", {"type": "string"}), ("until", {"type": "string"}),
+        ("q", {"type": "string", "description": "words in the transcript: parts of words match, except when "
+                                                "transcripts are encrypted at rest (a protection key is configured), "
+                                                "where whole words are looked up in a keyed index (the answer's "
+                                                "search_mode says which)"}),
+        ("since", {"type": "string"}), ("until", {"type": "string"}),
         ("outcome", {"type": "string", "enum": ["resolved", "transferred", "abandoned", "transcribed", "failed"]}),
         ("sentiment", {"type": "string", "enum": ["positive", "neutral", "negative"]}),
         ("kind", {"type": "string"}), ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
@@ -136,6 +140,12 @@ def document() -> dict[str, Any]:
                     ("format", {"type": "string", "enum": ["json", "csv"]}),
                     ("table", {"type": "string", "enum": ["calls", "days", "gaps"]})]])},
             "/api/users": {"get": _op("Console users (admin)", _json(_OBJ), 401, 403)},
+            "/api/erasure": {"post": _op(
+                "Erase one caller's (phone) or customer's data: calls, transcripts, recordings, uploads, jobs and "
+                "analytics; answers with the receipt (admin, audited)", _json(_OBJ, "Erasure receipt"), 400, 401,
+                403, body={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"phone": {"type": "string"},
+                                                     "customer_id": {"type": "string"}}}}}})},
             "/api/audit": {"get": _op("Audit log (admin)", _json(_OBJ), 400, 401, 403, params=[
                 {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
                                                                                 "maximum": 1000}},

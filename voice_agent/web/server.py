@@ -201,7 +201,7 @@ class WebFrontend:
         self.engine = engine
         self.host, self.port = parse_listen(listen or config.http.listen)
         self._own_store = store is None
-        self.store = store or CallStore(config.store_url)
+        self.store = store or CallStore.from_config(config)  # with the protection key, if one is configured
         # Made here, not at start, so that the SIP front end can list its calls in it too.
         self.live = live_calls(config, self.store, engine) if engine is not None else None
         self.app: web.Application | None = None
