@@ -64,6 +64,10 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
         from voice_agent.web.server import parse_listen as parse_http_listen
 
         parse_http_listen(http_listen or config.http.listen)
+    from voice_agent.store import CallStore
+
+    # A missing, wrong or retired protection key fails here with one line, not after minutes of model loading.
+    CallStore.from_config(config).close()
     engine = None
     if not args.echo:
         from voice_agent.engine import Engine
@@ -80,7 +84,12 @@ def build_frontends(config: Config, args: argparse.Namespace) -> list[Any]:
                           echo=args.echo, live=web_frontend.live if web_frontend is not None else None,
                           load=engine.load if engine is not None else None)
     phone.engine = engine  # type: ignore[attr-defined]
-    return [phone] if web_frontend is None else [phone, web_frontend]
+    frontends: list[Any] = [phone] if web_frontend is None else [phone, web_frontend]
+    if config.retention.enabled:  # recordings, transcripts and uploads past their time, deleted on a schedule
+        from voice_agent.protection.retention import RetentionService
+
+        frontends.append(RetentionService(config))
+    return frontends
 
 
 async def serve(config: Config, args: argparse.Namespace) -> None:
