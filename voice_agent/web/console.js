@@ -35,7 +35,7 @@
   // ---- sign in --------------------------------------------------------------------------
   function showSignin() {
     S.user = null; $("signin").hidden = false; $("tabs").hidden = true; $("signout").hidden = true; $("who").textContent = "";
-    for (const id of ["live", "calls", "jobs", "kb", "audit"]) $(id).hidden = true;
+    for (const id of Object.keys(S.loaders)) $(id).hidden = true;
     if (S.poll) clearInterval(S.poll);
   }
   function signedIn(d) {
@@ -58,9 +58,12 @@
   function show(tab) {
     S.tab = tab;
     for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.tab === tab);
-    for (const id of ["live", "calls", "jobs", "kb", "audit"]) $(id).hidden = id !== tab;
-    ({ live: loadLive, calls: loadCalls, jobs: loadJobs, kb: loadKb, audit: loadAudit })[tab]();
+    for (const id of Object.keys(S.loaders)) $(id).hidden = id !== tab;
+    S.loaders[tab]();
   }
+  // Each tab's loader; other scripts (analytics.js) add theirs and reuse these helpers.
+  S.loaders = { live: loadLive, calls: loadCalls, jobs: loadJobs, kb: loadKb, audit: loadAudit };
+  Object.assign(S, { api, el, message, show, when, dur, can, loadKb });
   $("tabs").addEventListener("click", (e) => { if (e.target.dataset.tab) show(e.target.dataset.tab); });
 
   // ---- live calls -------------------------------------------------------------------------
