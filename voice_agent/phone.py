@@ -360,7 +360,7 @@ class PhoneFrontend:
         if store is None:
             from voice_agent.store import CallStore
 
-            store = CallStore(self.config.store_url)
+            store = CallStore.from_config(self.config)
         try:
             save_call(store, result, "phone", call.remote_party or call.call_id, started_at=started, media=media)
             if meta:

@@ -66,7 +66,7 @@ async def _call(
 
     result = await session.run(source.frames(), sink)
     if not args.no_store:
-        store = CallStore(config.store_url)
+        store = CallStore.from_config(config)
         save_call(store, result, "simulated", str(args.caller.resolve()), started_at=started, privacy=privacy)
         store.close()
     report = result.report()

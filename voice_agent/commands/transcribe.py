@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             cpu_threads=asr_cfg.cpu_threads,
             num_workers=jobs,
         )
-    store = None if args.no_store else CallStore(config.store_url)
+    store = None if args.no_store else CallStore.from_config(config)
     privacy = Privacy.from_config(config)
     progress = Progress(len(files), enabled=not args.quiet and (len(files) > 1 or bool(args.output)))
     failures: list[str] = []
