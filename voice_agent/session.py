@@ -314,6 +314,7 @@ class CallSession:
         self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before speech start
         self._spec: asyncio.Task[Recognition] | None = None
         self._reply_task: asyncio.Task[None] | None = None
+        self._settling: asyncio.Future[Any] | None = None  # an interrupted reply still closing
         self._pending_text = ""  # caller text of the reply in progress (for merging)
         self._reply_started_audio = False
         self._last_turn_end = -1e9
@@ -680,7 +681,9 @@ class CallSession:
             self._event("barge_in", text=rec.text, dropped_ms=dropped * 20)
             turn = self._current_turn
             if turn is not None and self._speech_start_t - self._last_turn_end < self.s.merge_window_s:
-                # The caller only paused: their next words finish the same request.
+                # The caller only paused: their next words finish the same request. The closed reply
+                # records its text in the dialog first, so the retraction removes the whole turn.
+                await self._settled()
                 self.brain.retract()
                 self._pending_text = turn.caller_text
                 self.turns = [t for t in self.turns if t is not turn]
@@ -695,14 +698,26 @@ class CallSession:
 
     def _cancel_reply(self, merge: bool) -> None:
         if self._reply_running():
-            assert self._reply_task is not None
-            self._reply_task.cancel()
+            task = self._reply_task
+            assert task is not None
+            task.cancel()  # its CancelledError handler closes the reply (Reply.aclose)
+            self._settling = task
             if merge:
-                self.brain.retract()
+                self._settling = self._spawn(self._retract_after(task))
                 self._event("turn_merged", text=self._pending_text)
             else:
                 self._pending_text = ""
         self._reply_task = None
+
+    async def _retract_after(self, task: asyncio.Task[None]) -> None:
+        await asyncio.wait([task])
+        self.brain.retract()
+
+    async def _settled(self) -> None:
+        """Wait until an interrupted reply has closed (and its turn been retracted when merging)."""
+        settling = self._settling
+        if settling is not None and not settling.done():
+            await asyncio.wait([settling])
 
     # ---- one reply --------------------------------------------------------------------
     def press(self, digit: str) -> None:
@@ -770,6 +785,7 @@ class CallSession:
         self.busy += 1
         reply: Reply | None = None
         try:
+            await self._settled()  # the dialog state of an interrupted reply is final before the next turn
             reply = await self.brain.respond(TurnInput(text=text, audio=audio if dtmf is None else None,
                                                        dtmf=dtmf))
             replying: Reply = reply

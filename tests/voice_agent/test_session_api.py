@@ -45,6 +45,7 @@ class ClosableReply(FakeReply):
         self.fail_after = fail_after
         self.wait_after = wait_after  # a slow model: the rest of the text never comes
         self.gate = asyncio.Event()
+        self.log: list[str] | None = None
 
     async def stream(self) -> AsyncIterator[str]:
         for i, word in enumerate(self.text.split()):
@@ -58,7 +59,10 @@ class ClosableReply(FakeReply):
             yield word + " "
 
     async def aclose(self) -> None:
+        await asyncio.sleep(0.01)  # closing a real generation takes a moment (a model thread to stop)
         self.closed = True
+        if self.log is not None:
+            self.log.append(f"closed {self.text.split()[2]}")
 
 
 class ClosableBrain(FakeBrain):
@@ -68,11 +72,14 @@ class ClosableBrain(FakeBrain):
         self.replies: list[ClosableReply] = []
         self.fail_after = fail_after
         self.wait_after = wait_after
+        self.log: list[str] = []  # respond / close, in the order the dialog saw them
 
     async def respond(self, turn: TurnInput) -> ClosableReply:
         self.turns.append(turn)
         reply = ClosableReply(f"You pressed {turn.dtmf}" + " and more" * self.answer_words, TurnOutcome(),
                               self.delay, fail_after=self.fail_after, wait_after=self.wait_after)
+        reply.log = self.log
+        self.log.append(f"respond {turn.dtmf}")
         self.replies.append(reply)
         return reply
 
@@ -287,3 +294,19 @@ async def test_a_failing_reply_is_collected_and_recorded() -> None:
     failed = [e for e in line.events if e["type"] == "reply_failed"]
     assert len(failed) == 1 and "the model went away" in failed[0]["error"]
     assert unhandled == []
+
+
+async def test_a_key_mid_reply_closes_that_reply_before_the_next_one_starts() -> None:
+    brain = ClosableBrain(wait_after=3)  # the first reply stalls mid-generation
+    line = make(brain)
+
+    async def script(s: CallSession, tick: int) -> None:
+        if tick == 30:
+            s.press("1")
+        if tick == 40:
+            s.press("2")  # interrupts reply 1 like speech would
+
+    line.ticks, line.script = 80, script
+    await line.run()
+    # The dialog records what reply 1 streamed before it hears the next turn.
+    assert brain.log[:3] == ["respond 1", "closed 1", "respond 2"], brain.log
