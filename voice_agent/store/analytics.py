@@ -52,8 +52,8 @@ class AnalyticsTables(Database):
             for gap in gaps:
                 turn = int(gap["turn"])
                 db.execute("INSERT INTO kb_gaps (call_id, turn, at, question, norm, entry) VALUES (?, ?, ?, ?, ?, ?)",
-                           (call_id, turn, float(gap["at"]), str(gap["question"]), str(gap["norm"]),
-                            kept.get(turn, "")))
+                           (call_id, turn, float(gap["at"]), self.seal(str(gap["question"])),
+                            self.seal(str(gap["norm"])), kept.get(turn, "")))  # caller's words: sealed with a key
 
     def calls_needing_analytics(self, version: int, limit: int = 200) -> list[str]:
         """Ended calls of the assistant with no analytics yet, or analytics of an older version (oldest first)."""
@@ -107,13 +107,22 @@ class AnalyticsTables(Database):
         with self.read() as db:
             rows = db.rows("SELECT call_id, turn, at, question, norm, entry FROM kb_gaps"
                            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY at DESC", args)
-        return [{"call_id": r["call_id"], "turn": int(r["turn"]), "at": float(r["at"]), "question": r["question"],
-                 "norm": r["norm"], "entry": r["entry"]} for r in rows]
+        return [{"call_id": r["call_id"], "turn": int(r["turn"]), "at": float(r["at"]),
+                 "question": self.unseal(r["question"], "an unanswered question"),
+                 "norm": self.unseal(r["norm"], "an unanswered question"), "entry": r["entry"]} for r in rows]
 
     def cover_kb_gaps(self, norms: Sequence[str], entry: str) -> int:
         """Mark the unanswered questions with these normalised texts as covered by a new KB entry; how many."""
         if not norms:
             return 0
+        if self.cipher is not None:  # sealed texts differ each time: compared in clear, here
+            wanted = set(norms)
+            with self.transaction() as db:
+                rows = db.rows("SELECT call_id, turn, norm FROM kb_gaps WHERE entry = ''")
+                hits = [(r["call_id"], r["turn"]) for r in rows if self.unseal(r["norm"], "a question") in wanted]
+                for call_id, turn in hits:
+                    db.execute("UPDATE kb_gaps SET entry = ? WHERE call_id = ? AND turn = ?", (entry, call_id, turn))
+            return len(hits)
         marks = ", ".join("?" for _ in norms)
         with self.transaction() as db:
             return db.count(f"UPDATE kb_gaps SET entry = ? WHERE entry = '' AND norm IN ({marks})", (entry, *norms))

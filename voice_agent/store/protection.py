@@ -22,6 +22,7 @@ SEALED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "turns": (("call_id", "idx"), ("caller_text", "agent_text", "timings")),
     "events": (("call_id", "seq"), ("data",)),
     "transcription_jobs": (("id",), ("filename", "result", "error")),
+    "kb_gaps": (("call_id", "turn"), ("question", "norm")),
 }
 # What a call keeps of its details once its transcript has expired (no words, no summary).
 _KEPT_META = ("channels", "recording", "media", "job", "recovered", "recording_deleted_at", "human_agents")
