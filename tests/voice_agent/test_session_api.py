@@ -305,6 +305,8 @@ async def test_a_key_mid_reply_closes_that_reply_before_the_next_one_starts() ->
             s.press("1")
         if tick == 40:
             s.press("2")  # interrupts reply 1 like speech would
+        if tick == 41:
+            await until(lambda: "respond 2" in brain.log)
 
     line.ticks, line.script = 80, script
     await line.run()
