@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -123,10 +122,12 @@ class AccountTables(Database):
             return db.count("UPDATE api_tokens SET revoked = 1 WHERE user_name = ? AND revoked = 0", (name,))
 
     def add_audit(self, user: str, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None:
-        """Write one audit row."""
+        """Write one audit row (with a key, its details and a searched text are sealed: they may quote a caller)."""
+        if target.startswith("q:"):
+            target = self.seal(target)
         with self.transaction() as db:
             db.execute("INSERT INTO audit_log (id, at, user_name, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                       (uuid.uuid4().hex, time.time(), user, action, target, json.dumps(detail or {})))
+                       (uuid.uuid4().hex, time.time(), user, action, target, self.seal_json(detail or {})))
 
     def audit_rows(self, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:
         """The most recent audit rows first."""
@@ -139,5 +140,6 @@ class AccountTables(Database):
         args.append(limit)
         with self.read() as db:
             rows = db.rows(sql, args)
-        return [{"at": r["at"], "user": r["user_name"], "action": r["action"], "target": r["target"],
-                 "detail": json.loads(r["detail"])} for r in rows]
+        return [{"at": r["at"], "user": r["user_name"], "action": r["action"],
+                 "target": self.unseal(r["target"], "an audit row"),
+                 "detail": self.unseal_json(r["detail"], {}, "an audit row")} for r in rows]

@@ -23,9 +23,22 @@ SEALED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "events": (("call_id", "seq"), ("data",)),
     "transcription_jobs": (("id",), ("filename", "result", "error")),
     "kb_gaps": (("call_id", "turn"), ("question", "norm")),
+    "audit_log": (("id",), ("detail", "target")),
 }
+# Columns sealed only for some values: an audit row's target is a call id, or a searched text ("q:...").
+_SEALED_IF = {("audit_log", "target"): lambda v: v.startswith("q:")}
 # What a call keeps of its details once its transcript has expired (no words, no summary).
 _KEPT_META = ("channels", "recording", "media", "job", "recovered", "recording_deleted_at", "human_agents")
+
+
+def _sealable(table: str, column: str, value: Any) -> bool:
+    """Whether a stored value is (or must be) sealed."""
+    if value is None:
+        return False
+    if sealed_key_id(value) is not None:
+        return True
+    only = _SEALED_IF.get((table, column))
+    return only is None or only(value)
 
 
 def _after(keys: Sequence[str], last: Sequence[Any] | None) -> tuple[str, list[Any]]:
@@ -108,7 +121,7 @@ class ProtectionTables(CallTables):
             rows = db.rows(f"SELECT {', '.join((*keys, *columns))} FROM {table}{where} ORDER BY {', '.join(keys)}"
                            " LIMIT ?", [*args, limit])
             for r in rows:
-                stale = [c for c in columns if r[c] is not None and sealed_key_id(r[c]) != self.cipher.key_id]
+                stale = [c for c in columns if _sealable(table, c, r[c]) and sealed_key_id(r[c]) != self.cipher.key_id]
                 if not stale:
                     continue
                 values: dict[str, Any] = {c: self.seal(self.unseal(r[c], f"a value of {table}")) for c in stale}
