@@ -392,6 +392,8 @@ def load_config(
     if overrides:
         _apply(config, overrides, "command line")
     config.http.check()
+    config.protection.check()
+    config.retention.check()
     try:
         config.admission.check()
     except ValueError as exc:
