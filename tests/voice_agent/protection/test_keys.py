@@ -58,5 +58,5 @@ def test_retention_settings_are_validated() -> None:
     assert not load_config(env={}).retention.enabled
     with pytest.raises(ConfigError, match=r"retention.uploads_days: expected 0 \(keep\) or a number of days"):
         load_config(env={}, overrides={"retention": {"uploads_days": "-1"}})
-    with pytest.raises(ConfigError, match="retention.interval_s"):
+    with pytest.raises(ConfigError, match=r"retention\.interval_s"):
         load_config(env={}, overrides={"retention": {"interval_s": "0"}})
