@@ -206,7 +206,11 @@ class Call:
         boost = {p.id: FOLLOW_UP_BOOST for p in kb.passages if p.topic == last.topic}
         if last.source:
             boost[last.source] = FOLLOW_UP_BOOST + SAME_ENTRY_BOOST
-        candidate = kb.retrieve_in_context(text, last.caller, k, boost=boost, leans=_follow_up(text))
+        leans = _follow_up(text)
+        candidate = kb.retrieve_in_context(text, last.caller, k, boost=boost, leans=leans)
+        if leans and self.tier(candidate)[0] != conv.NOT_FOUND:
+            # "does that cost anything?": its own words cannot say what "that" is, however sure they look
+            return candidate
         return candidate if self._rank_key(candidate) >= self._rank_key(plain) else plain
 
     def tier(self, found: Retrieval) -> tuple[str, list[Hit]]:

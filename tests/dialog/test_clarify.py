@@ -22,6 +22,21 @@ entries:
     question: What is the fastest plan?
     answer: Max is the fastest plan, with speeds up to 2 gigabits, for $35 a month.
 """
+OTHER = """topic: Other
+entries:
+  - id: hours
+    question: When are you open?
+    answer: We are open Monday to Friday from 9 AM to 5 PM.
+  - id: password
+    question: How do I reset my password?
+    answer: Tap Forgot password on the sign-in screen and follow the link we email you.
+  - id: email
+    question: What is your email address?
+    answer: Write to help@example.org and we reply within a day.
+  - id: parking
+    question: Is there parking at the office?
+    answer: There are ten visitor spaces behind the building.
+"""
 GARDEN = """topic: Garden centre
 entries:
   - id: garden-hours
@@ -112,6 +127,44 @@ entries:
     # on its own, the same turn is too vague to answer
     action, spoken, _ = await say(b.open_call(), follow_up)
     assert action == "not_found", spoken
+
+
+async def test_a_short_follow_up_never_takes_another_topics_fact(
+        embedder: Embedder, analyzer: SentimentAnalyzer, tmp_path: Path) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "moving.yaml").write_text("""topic: Moving
+entries:
+  - id: move-how
+    question: How do I move my service to a new address?
+    answer: Tell us your new address a month before you move and we switch the service over on the day.
+  - id: move-fee
+    question: Is there a fee for moving my service?
+    answer: Moving your service to a new address costs $25.
+""", encoding="utf-8")
+    (tmp_path / "kb" / "repairs.yaml").write_text("""topic: Repairs
+entries:
+  - id: repair-fee
+    question: Does a repair visit cost anything?
+    answer: A repair visit is free for faults on our side; otherwise the call-out charge is $60.
+  - id: repair-book
+    question: How do I book a repair?
+    answer: Book a repair in the app or by phone; the first slot is usually within two days.
+""", encoding="utf-8")
+    (tmp_path / "kb" / "other.yaml").write_text(OTHER, encoding="utf-8")
+    b = Brain(DialogOptions(kb_dir=str(tmp_path / "kb")), tmp_path / "cache", embedder=embedder,
+              sentiment=analyzer, use_llm=False)
+    b.load()
+    # on its own the question is a confident match for the repairs entry ...
+    action, _, sources = await say(b.open_call(), "does it cost anything")
+    assert action == "answer" and sources == ["repair-fee"]
+    # ... but after a question about moving, "it" is the move: never the repair's price
+    call = b.open_call()
+    action, _, sources = await say(call, "we're moving to a new house next month, what do I need to do")
+    assert action == "answer" and sources == ["move-how"]
+    action, spoken, sources = await say(call, "does it cost anything")
+    named = sources if action == "answer" else call.conversation.clarifying
+    assert action in ("answer", "clarify") and named[0] == "move-fee", (action, spoken)
+    assert "sixty" not in spoken
 
 
 async def test_nothing_relevant_is_said_and_a_human_offered(plans_brain: Brain) -> None:
