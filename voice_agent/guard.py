@@ -78,6 +78,12 @@ class GuardedReply:
             return TurnOutcome(action="error")
         return result
 
+    async def aclose(self) -> None:
+        """Stop the brain's generation now (the caller interrupted), when its reply can."""
+        closer = getattr(self.reply, "aclose", None)
+        if closer is not None:
+            await closer()
+
 
 class GuardedBrain:
     """A per-call brain whose failures end its call."""

@@ -71,3 +71,17 @@ async def test_a_brain_that_raises_gives_an_empty_reply() -> None:
     reply = await GuardedBrain(Raising(None), fault).respond(TurnInput(text="hours?"))
     assert [c async for c in reply.stream()] == [] and (await reply.outcome()).action == "error"
     assert fault.reason == "brain failed: RuntimeError: language model crashed"
+
+
+class Closable(BrokenStream):
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_closing_a_guarded_reply_closes_the_brains_reply() -> None:
+    inner = Closable()
+    reply = await GuardedBrain(Brain(inner), CallFault(asyncio.get_running_loop())).respond(TurnInput(text="hi"))
+    await reply.aclose()  # a barge-in or a takeover stops the generation, not only the stream
+    assert inner.closed
