@@ -185,6 +185,7 @@ async def test_console_agent_takes_over_a_phone_call(served: tuple[TestClient[An
         said = await agent.wait_for("human_text", timeout=20, agent="ann")
         assert said["text"] == "what are your opening hours"
         await call.hangup()
+        await agent.wait_for("call_end")  # the console ends its takeover when the phone hangs up
         await until(lambda: len(phone.results) == 1, 20, "the call to be stored")
     finally:
         if line is not None:

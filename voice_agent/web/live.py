@@ -268,6 +268,8 @@ class LiveCall:
         if event.get("type") == "call_start":
             self.status = "active"
         self.emit({k: v for k, v in event.items() if k != "t"})
+        if event.get("type") == "call_end":
+            self.status = "ended"
 
     def escalate(self, reason: str, summary: str) -> None:
         """The dialog wants a human: hold the caller and show the call as waiting in the console."""
@@ -419,10 +421,11 @@ class LiveCalls:
         session.brain = ListeningBrain(session.brain, call, hold_on_escalate=False)
 
     async def unregister(self, call: LiveCall) -> None:
-        """The registered call is over: the human agent is let go and their last words transcribed."""
+        """The registered call is over: the human agent is told and let go, and their last words transcribed."""
         try:
+            if call.status != "ended":  # the session reports its own end; a session that failed did not
+                call.emit({"type": "call_end", "outcome": call.outcome or "ended"})
             await call.finish()
-            call.emit({"type": "call_end", "outcome": call.outcome or "ended"})
         finally:
             self.calls.pop(call.id, None)
 
