@@ -159,9 +159,18 @@ async def baresip(folder: Path, source: Path, target: str) -> asyncio.subprocess
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
 
 
-def words_of(transcriber: Any, audio: np.ndarray, rate: int) -> set[str]:
-    text = transcriber.transcribe(resample(audio.astype(np.float32), rate, 16000), sample_rate=16000).text
-    return set(normalize(text))
+def words_of(transcriber: Any, audio: np.ndarray, rate: int, window_s: float = 8.0) -> set[str]:
+    """The words Whisper hears, a few seconds at a time.
+
+    Both sides repeat one sentence: a long window holding it four times compresses like a Whisper
+    loop and the transcriber rightly drops it, so each window holds at most two.
+    """
+    audio16 = resample(audio.astype(np.float32), rate, 16000)
+    step = int(window_s * 16000)
+    words: set[str] = set()
+    for i in range(0, len(audio16), step):
+        words |= set(normalize(transcriber.transcribe(audio16[i:i + step], sample_rate=16000).text))
+    return words
 
 
 def webm_audio(data: bytes) -> np.ndarray:
