@@ -112,3 +112,18 @@ def test_without_a_key_nothing_changes(store_url: str) -> None:
     assert store.search_calls(CallFilter(q="pineapp"))[0][0]["id"] == cid  # substring search as before
     assert store.protection_state() == {}
     store.close()
+
+
+def test_a_live_call_recovered_after_a_crash_stays_sealed_and_searchable(store_url: str) -> None:
+    c = cipher()
+    store = CallStore(store_url, cipher=c)
+    store.start_call("live", "phone", "sip:+447700900123@10.0.0.1", worker="w1")
+    store.add_turn("live", {"index": 0, "caller_text": "is the pineapple line down", "agent_text": "Vauxhall is fine",
+                            "end_of_speech": 1.0, "first_audio_out": 2.0})
+    assert store.recover_calls("w1") == ["live"]
+    call = store.get_call("live")
+    assert call.outcome == "error" and "pineapple" in call.text and call.meta["recovered"] is True
+    assert store.search_calls(CallFilter(q="pineapple"))[1] == 1
+    assert not [v for v in raw_values(store) if "pineapple" in v or "Vauxhall" in v]
+    assert store.calls_of("phone", "+447700900123") == (["live"], [])
+    store.close()
