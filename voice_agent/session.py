@@ -852,7 +852,9 @@ class CallSession:
         if turn.tts_first_audio is None and not self._playout.pending:
             text = self.s.fillers[turn.index % len(self.s.fillers)]
             audio = await self._voice_prompt(text)
-            if turn.tts_first_audio is None:
+            # Not for a reply that was interrupted (or a call taken over) while the prompt was made.
+            if turn.tts_first_audio is None and turn is self._current_turn and self._reply_running() \
+                    and not self._held:
                 self._reply_started_audio = True
                 turn.filler = True
                 self._playout.put(audio, text)

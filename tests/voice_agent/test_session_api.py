@@ -312,3 +312,46 @@ async def test_a_key_mid_reply_closes_that_reply_before_the_next_one_starts() ->
     await line.run()
     # The dialog records what reply 1 streamed before it hears the next turn.
     assert brain.log[:3] == ["respond 1", "closed 1", "respond 2"], brain.log
+
+
+class SlowPromptVoice(FakeVoice):
+    """Prompts (the filler) take until the test lets them through."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked = 0
+
+    async def prompt(self, text: str, rate: int) -> np.ndarray:
+        if text != "Hello.":
+            self.asked += 1
+            await self.gate.wait()
+        return await super().prompt(text, rate)
+
+
+class GreetingBrain(ClosableBrain):
+    def greeting(self) -> str:
+        return "Hello."
+
+
+async def test_a_filler_made_while_the_reply_is_interrupted_is_not_played() -> None:
+    brain = GreetingBrain(wait_after=0)  # the answer never comes: the filler is due
+    voice = SlowPromptVoice()
+    events: list[dict[str, Any]] = []
+    session = CallSession(DeafRecognizer(), brain, voice, RATE,  # type: ignore[arg-type]
+                          settings=SessionSettings(filler_after_s=0.2), on_event=events.append)
+    stopped: dict[str, int] = {}
+
+    async def script(s: CallSession, tick: int) -> None:
+        if tick == 30:
+            s.press("1")
+        if tick == 45:  # 0.3 s after the key: the filler is due, and being made
+            await until(lambda: voice.asked == 1)
+            voice.gate.set()  # the filler's audio is ready just as the reply is interrupted
+            await s.interrupt()
+            stopped["at"] = len(line.sent)
+
+    line = Line(session, 80, script)
+    await line.run()
+    assert "at" in stopped
+    assert all(float(np.abs(f).max()) == 0 for f in line.sent[stopped["at"]:])
+    assert "filler" not in kinds(events)
