@@ -192,10 +192,20 @@ def compute_call(call: Mapping[str, Any], segments: Sequence[Mapping[str, Any]],
 
     gaps = []
     kb_transfer = category == "knowledge base could not answer"
-    for t in turns:
-        gap = t.get("action") == "not_found" or (kb_transfer and t.get("action") == "escalate" and t.get("escalate"))
-        text = str(t.get("caller_text") or "").strip()
-        if not gap or not text or text.startswith("[DTMF"):
+    for i, t in enumerate(turns):
+        action = t.get("action")
+        before = turns[i - 1] if i > 0 else None
+        after = turns[i + 1] if i + 1 < len(turns) else None
+        guessed = before is not None and before.get("action") == "clarify"  # this turn answers "do you mean ...?"
+        if action == "not_found" or (kb_transfer and action == "escalate" and t.get("escalate")):
+            # "No, neither" to a clarifying question: the question the KB missed is the one asked before it
+            text = str((before if guessed and before is not None else t).get("caller_text") or "")
+        elif action == "clarify" and (after is None or after.get("action") not in ("answer", "not_found")):
+            text = str(t.get("caller_text") or "")  # unsure, and the caller never confirmed a guess
+        else:
+            continue
+        text = text.strip()
+        if not text or text.startswith("[DTMF"):
             continue
         question = redact(text)
         gaps.append({"turn": int(t.get("index", 0)), "at": started + float(t.get("end_of_speech") or 0.0),

@@ -36,8 +36,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PW, AGENT_PW = "admin-password-e2e", "agent-password-e2e"
-QUESTION = "Do you offer a discount for students?"
-ANSWER = "Students get 20 percent off any plan with a valid student card."
+QUESTION = "Do you have an office in Paris?"
+ANSWER = "Our only office is in Manchester; we have no office in Paris."
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,8 @@ def _history(store: CallStore) -> None:
         started = now - rng.uniform(1, 7) * 86400
         outcome = rng.choice(["resolved"] * 6 + ["transferred"] * 2 + ["abandoned"])
         mood = rng.uniform(-0.6, 0.6)
-        turns = [TurnRecord(index=i, caller_text="a question", agent_text="An answer.",
+        sorry = "I'm sorry about that. " if rng.random() < 0.7 else ""
+        turns = [TurnRecord(index=i, caller_text="a question", agent_text=f"{sorry}An answer.",
                             sentiment="negative" if mood < -0.3 else "neutral", end_of_speech=4.0 + 9 * i,
                             voice_to_voice_ms=rng.uniform(900, 2200), action="answer",
                             sources=[{"id": rng.choice(topics), "score": 0.8}])
@@ -119,7 +120,7 @@ ANSWERED_JS = """(words) => [...document.querySelectorAll('#captions .line.agent
   .some((l) => words.some((w) => l.textContent.toLowerCase().includes(w)))"""
 
 
-async def _call(p: Any, web: WebFrontend, mic: str, expect: list[str]) -> tuple[str, list[str]]:
+async def _call(p: Any, web: WebFrontend, mic: str, expect: list[str]) -> str:
     """One browser call: waits for an agent line with one of `expect`, hangs up, waits until the call is stored."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -135,16 +136,23 @@ async def _call(p: Any, web: WebFrontend, mic: str, expect: list[str]) -> tuple[
         heard = await page.locator("#captions .line").all_inner_texts()
         pytest.fail(f"no agent line with {expect} in the call: {heard}")
     call_id = str(await page.evaluate("window.voiceCall.callId"))
-    lines = await page.locator("#captions .line.agent").all_inner_texts()
+    assert web.live is not None
+    # The caption comes as the text is generated; the turn (with the brain's decision) is complete once the
+    # voice has synthesized all of it. Hanging up earlier would cancel the reply.
+    live = web.live.calls.get(call_id)
+    for _ in range(1200):
+        session = live.session if live is not None else None
+        if session is None or any(t.agent_text for t in session.turns):
+            break
+        await asyncio.sleep(0.05)
     await page.click("#hangup")
     await page.wait_for_function("document.getElementById('status').textContent === 'Call ended'")
     await browser.close()
-    assert web.live is not None
     for _ in range(300):  # saved (with its analytics) before it leaves the live list
         if call_id not in web.live.calls:
             break
         await asyncio.sleep(0.05)
-    return call_id, lines
+    return call_id
 
 
 async def _analytics(web: WebFrontend, token: str) -> dict[str, Any]:
@@ -162,18 +170,20 @@ async def test_an_unanswered_question_becomes_a_kb_entry_and_the_next_call_is_an
     store = web.store
     before = await _analytics(web, token)
     assert before["calls"] == 36 and before["kb_gaps"] == []
-    first_mic = mic_file(_question_wav(tmp_path, "student-1.wav", "en-us"), tmp_path, loop=False)
-    second_mic = mic_file(_question_wav(tmp_path, "student-2.wav", "en-gb"), tmp_path, loop=False)
+    first_mic = mic_file(_question_wav(tmp_path, "paris-1.wav", "en-us"), tmp_path, loop=False)
+    second_mic = mic_file(_question_wav(tmp_path, "paris-2.wav", "en-us"), tmp_path, loop=False)
     async with async_playwright() as p:
         # 1. A caller asks what the KB cannot answer.
-        call_id, lines = await _call(p, web, first_mic, ["don't have information"])
+        # (not found, or a guess the caller never confirms: both leave the question unanswered)
+        call_id = await _call(p, web, first_mic, ["don't have information", "just to check"])
         row = store.call_analytics(call_id)
         assert row is not None and row["turns"] >= 1 and row["data"]["qa"]["greeted"] is True
         assert row["caller_talk_s"] > 1.0 and row["agent_talk_s"] > 3.0
         data = await _analytics(web, token)
         assert data["calls"] == 37
+        assert data["kb_gaps"], store.turns(call_id)
         gap = data["kb_gaps"][0]
-        assert gap["count"] == 1 and "student" in gap["question"].lower(), gap
+        assert gap["count"] == 1 and "paris" in gap["question"].lower(), gap
 
         # 2. The support agent sees it on the dashboard and writes the answer.
         browser = await launch(p, first_mic)
@@ -185,10 +195,11 @@ async def test_an_unanswered_question_becomes_a_kb_entry_and_the_next_call_is_an
             assert await console.locator(f"#{chart} svg rect").count() >= 1, chart
         assert await console.locator("#an-sentiment svg circle").count() >= 2
         assert await console.inner_text("#an-kpis [data-kpi=calls] b") == "37"
-        assert "student" in (await console.inner_text("#an-gaps")).lower()
+        assert "paris" in (await console.inner_text("#an-gaps")).lower()
         await console.click("#an-gaps tr button[data-action=kb-entry]")
         await console.wait_for_selector("#an-entry:not([hidden])")
-        assert "student" in (await console.input_value("#an-entry-form input[name=question]")).lower()
+        assert "paris" in (await console.input_value("#an-entry-form input[name=question]")).lower()
+        assert "paris" in (await console.input_value("#an-entry-form textarea[name=also]")).lower()
         await console.fill("#an-entry-form input[name=question]", QUESTION)
         await console.fill("#an-entry-form textarea[name=answer]", ANSWER)
         if shot_dir():
@@ -203,9 +214,8 @@ async def test_an_unanswered_question_becomes_a_kb_entry_and_the_next_call_is_an
         home = Path(web.config.dialog.kb_dir)
         assert (home / entry["name"]).is_file()
 
-        # 3. The next caller asks the same question (another voice) and is answered from the new entry.
-        call_id, lines = await _call(p, web, second_mic, ["percent"])
-        assert any("student" in line.lower() and "percent" in line.lower() for line in lines), lines
+        # 3. The next caller asks the same question and is answered from the new entry.
+        call_id = await _call(p, web, second_mic, ["manchester"])
     answered = [t for t in store.turns(call_id) if t.get("action") == "answer"]
     assert answered and answered[0]["sources"][0]["id"] == entry["id"], store.turns(call_id)
     after = await _analytics(web, token)

@@ -108,6 +108,21 @@ def test_transfer_offered_when_asked_and_abandoned_calls() -> None:
     assert c.row["outcome"] == "abandoned" and c.row["sentiment_mean"] is None
 
 
+def test_clarifying_questions_that_led_nowhere_are_gaps() -> None:
+    turns = [_turn(0, "can I park at the shop", "Just to check, do you mean when are the shops open?",
+                   action="clarify", end=4.0),
+             _turn(1, "no", "I'm sorry, I don't have information about that.", action="not_found", end=8.0),
+             _turn(2, "how much is the router", "Just to check, do you mean the router fee?", action="clarify",
+                   end=12.0),
+             _turn(3, "yes", "The router is free.", action="answer", source="router-fee", end=15.0),
+             _turn(4, "do you sell phones", "Just to check, do you mean phone support hours?", action="clarify",
+                   end=20.0)]
+    a = compute_call({"kind": "webrtc", "started_at": DAY, "duration": 30.0, "outcome": "resolved", "meta": {}},
+                     [], turns, [], redact_all)
+    # the declined guess names the question asked before it; a confirmed guess is no gap; an unconfirmed one is
+    assert [(g["turn"], g["question"]) for g in a.gaps] == [(1, "can I park at the shop"), (4, "do you sell phones")]
+
+
 @pytest.mark.parametrize(("reason", "category"), [
     ("the caller has been upset for 3 turns", "caller upset"), ("requested by ann", "transferred from the console"),
     ("the caller asked for a human", "caller asked for a person"), ("something new", "other"), ("", "")])

@@ -62,7 +62,7 @@
     items.forEach((it, i) => {
       const y = 6 + i * row;
       mk(s, "text", { x: 4, y: y + 13, class: "label" }, it.label.length > 30 ? it.label.slice(0, 29) + "…" : it.label);
-      const w = Math.max(1, (W - LW - 50) * it.value / top);
+      const w = Math.max(1, (W - LW - 78) * it.value / top);
       tip(mk(s, "rect", { x: LW, y, width: w, height: row - 7, class: it.cls || "bar" }), `${it.label}: ${it.text || it.value}`);
       mk(s, "text", { x: LW + w + 4, y: y + 12, class: "value" }, it.text || String(it.value));
     });
@@ -71,7 +71,7 @@
 
   // A line over days: points = [{label, value}] with value in [lo, hi] (null: no calls that day).
   function line(points, label, lo, hi, fmt) {
-    const W = 440, H = 160, L = 34, B = 22, T = 10;
+    const W = 440, H = 160, L = 34, B = 22, T = 10, R = 24;
     const s = svg(W, H, label);
     const y = (v) => T + (H - B - T) * (hi - v) / (hi - lo);
     mk(s, "line", { x1: L, x2: W - 4, y1: y(lo), y2: y(lo), class: "axis" });
@@ -80,7 +80,7 @@
     mk(s, "text", { x: 2, y: H - B, class: "label" }, fmt(lo));
     const known = points.filter((p) => p.value != null);
     if (!known.length) return empty(s, W, H);
-    const step = points.length > 1 ? (W - L - 14) / (points.length - 1) : 0;
+    const step = points.length > 1 ? (W - L - 6 - R) / (points.length - 1) : 0;
     const x = (i) => L + 6 + i * step;
     const xy = points.map((p, i) => (p.value == null ? null : [x(i), y(Math.max(lo, Math.min(hi, p.value)))])).filter(Boolean);
     mk(s, "polyline", { points: xy.map((p) => p.join(",")).join(" "), class: "trend" });
@@ -89,7 +89,7 @@
       const c = mk(s, "circle", { cx: x(i), cy: y(Math.max(lo, Math.min(hi, p.value))), r: 4,
         class: "dot " + (p.value > 0.15 ? "positive" : p.value < -0.15 ? "negative" : "neutral") });
       tip(c, `${p.label}: ${fmt(p.value)}`);
-      if (points.length <= 14 || i % Math.ceil(points.length / 10) === 0) mk(s, "text", { x: x(i) - 14, y: H - 6, class: "label" }, p.label.slice(5));
+      if (points.length <= 14 || i % Math.ceil(points.length / 10) === 0) mk(s, "text", { x: x(i), y: H - 6, class: "label", "text-anchor": "middle" }, p.label.slice(5));
     });
     return s;
   }
@@ -177,7 +177,8 @@
     A.gap = g;
     const f = $("an-entry-form");
     f.elements.question.value = g.question;
-    f.elements.also.value = g.examples.filter((e) => e !== g.question).join("\n");
+    // every wording callers used (the server drops the one equal to the final question)
+    f.elements.also.value = g.examples.join("\n");
     f.elements.answer.value = "";
     $("an-entry").hidden = false;
     f.elements.answer.focus();
