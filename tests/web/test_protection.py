@@ -83,6 +83,14 @@ async def test_a_sealed_recording_streams_decrypted_to_agents_only(keyed: tuple[
     with wave.open(io.BytesIO(body)) as w:
         assert (w.getnchannels(), w.getframerate()) == (2, 8000) and w.readframes(w.getnframes()) == audio
     assert ("ann", "read_recording") in {(a["user"], a["action"]) for a in store.audit_rows(target=cid)}
+    # The console's player seeks with byte ranges: each decrypts only the chunks it spans.
+    url, agent = f"/api/calls/{cid}/recording", auth(tokens, "ann")
+    part = await kclient.get(url, headers={**agent, "Range": "bytes=70000-140099"})
+    assert part.status == 206 and part.headers["Content-Range"] == f"bytes 70000-140099/{len(body)}"
+    assert await part.read() == body[70000:140100] and part.headers["Accept-Ranges"] == "bytes"
+    tail = await kclient.get(url, headers={**agent, "Range": "bytes=-100"})
+    assert tail.status == 206 and await tail.read() == body[-100:]
+    assert (await kclient.get(url, headers={**agent, "Range": f"bytes={len(body)}-"})).status == 416
     call = await (await kclient.get(f"/api/calls/{cid}", headers=auth(tokens, "vic"))).json()
     assert call["text"] == "the gooseberry tariff please" and call["recording_url"] == f"/api/calls/{cid}/recording"
     assert call["source"] == "sip:+447700900123@10.0.0.1"

@@ -182,16 +182,16 @@ class SealedReader:
         """The plain size (when the file is complete)."""
         return self._full * CHUNK + max(0, self._tail - TAG)
 
-    def chunks(self, tolerant: bool = False) -> Iterator[bytes]:
-        """The plain bytes chunk by chunk, each authenticated before it is given out.
+    def chunks(self, tolerant: bool = False, first: int = 0) -> Iterator[bytes]:
+        """The plain bytes chunk by chunk (from chunk ``first``), each authenticated before it is given out.
 
         A file that ends without its last chunk (a worker killed while recording) raises SealError at the
         end, or with ``tolerant`` just ends after the last whole chunk.
         """
         count = self._full + (1 if self._tail else 0)
         with self.path.open("rb") as f:
-            f.seek(HEADER_SIZE)
-            for i in range(count):
+            f.seek(HEADER_SIZE + first * RECORD)
+            for i in range(first, count):
                 last = i == count - 1
                 record = f.read(RECORD if i < self._full else self._tail)
                 try:
@@ -221,30 +221,50 @@ def wav_header(channels: int, sampwidth: int, rate: int, data_size: int) -> byte
             + b"data" + struct.pack("<I", data_size))
 
 
-def plain_stream(path: Path, cipher: Cipher | None) -> tuple[int, Iterator[bytes]]:
-    """(size, chunks) of what a sealed file holds as a playable file: a WAV for recordings, the bytes for uploads.
+class PlainView:
+    """What a sealed file holds, as a playable file: a WAV for recordings (header made from the sizes), the
+    bytes themselves for uploads; any byte range of it is read by decrypting only the chunks it spans.
 
     A recording cut short (its worker was killed) plays up to the last whole chunk.
     """
-    reader = SealedReader(path, cipher)
-    h = reader.header
-    if h.kind != PCM:
-        return reader.size, reader.chunks()
-    pcm = reader.size - reader.size % max(1, h.channels * h.sampwidth)
-    head = wav_header(h.channels, h.sampwidth, h.rate, pcm)
 
-    def chunks() -> Iterator[bytes]:
-        yield head
-        left = pcm
-        for chunk in reader.chunks(tolerant=True):
-            piece = chunk[:left]
-            left -= len(piece)
+    def __init__(self, path: Path, cipher: Cipher | None) -> None:
+        self.reader = SealedReader(path, cipher)
+        h = self.reader.header
+        self.is_wav = h.kind == PCM
+        size = self.reader.size
+        if self.is_wav:
+            size -= size % max(1, h.channels * h.sampwidth)
+            self.head = wav_header(h.channels, h.sampwidth, h.rate, size)
+        else:
+            self.head = b""
+        self.size = len(self.head) + size
+
+    def read(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes ``start`` to ``end`` (exclusive; None: to the end), piece by piece."""
+        end = self.size if end is None else min(end, self.size)
+        head = len(self.head)
+        if start < head:
+            yield self.head[start:min(end, head)]
+        lo, hi = max(0, start - head), end - head
+        if hi <= lo:
+            return
+        pos = (lo // CHUNK) * CHUNK
+        for chunk in self.reader.chunks(tolerant=self.is_wav, first=lo // CHUNK):
+            piece = chunk[max(0, lo - pos):hi - pos]
             if piece:
                 yield piece
-        if left > 0:  # the sizes promised more than the file held: pad the promised length with silence
-            yield b"\x00" * left
+            pos += len(chunk)
+            if pos >= hi:
+                return
+        if pos < hi:  # the sizes promised more than a cut-short file held: the promised length, in silence
+            yield b"\x00" * (hi - pos)
 
-    return len(head) + pcm, chunks()
+
+def plain_stream(path: Path, cipher: Cipher | None) -> tuple[int, Iterator[bytes]]:
+    """(size, pieces) of what a sealed file holds, whole (see ``PlainView``)."""
+    view = PlainView(path, cipher)
+    return view.size, view.read()
 
 
 def reseal(path: Path, cipher: Cipher, old: Cipher | None) -> bool:
@@ -311,5 +331,5 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["CHUNK", "HEADER_SIZE", "PCM", "RAW", "Header", "SealedReader", "SealedWavWriter", "SealedWriter",
-           "is_sealed", "open_recording", "plain_stream", "reseal", "wav_header"]
+__all__ = ["CHUNK", "HEADER_SIZE", "PCM", "RAW", "Header", "PlainView", "SealedReader", "SealedWavWriter",
+           "SealedWriter", "is_sealed", "open_recording", "plain_stream", "reseal", "wav_header"]

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from voice_agent.protection.cipher import Cipher, SealError
-from voice_agent.protection.files import PCM, SealedReader, SealedWriter, is_sealed, plain_stream
+from voice_agent.protection.files import PlainView, SealedWriter, is_sealed
 from voice_agent.web.security import ApiError, require
 
 
@@ -24,23 +24,48 @@ def open_upload(dest: Path, cipher: Cipher | None) -> Any:
     return SealedWriter(dest, cipher) if cipher is not None else dest.open("wb")
 
 
+def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """The one byte range asked for (start, end exclusive), None for the whole file; 416 when unsatisfiable."""
+    if "Range" not in request.headers:
+        return None
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return None  # a malformed or multi-part Range header: the whole file, as RFC 9110 allows
+    start, stop = wanted.start, wanted.stop
+    if start is None and stop is None:
+        return None
+    if start is not None and start < 0:  # bytes=-N: the last N bytes
+        start, stop = max(0, size + start), size
+    start = start or 0
+    stop = size if stop is None else min(stop, size)
+    if start >= size or stop <= start:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, stop
+
+
 async def recording_response(request: web.Request, path: Path, name: str, cipher: Cipher | None
                              ) -> web.StreamResponse:
-    """The recording (or uploaded audio) at ``path`` as the response; a sealed one decrypted as it streams."""
+    """The recording (or uploaded audio) at ``path`` as the response; a sealed one decrypted as it streams,
+    with byte ranges (the console's player seeks) decrypting only the chunks they span."""
     disposition = {"Content-Disposition": f'inline; filename="{name}"'}
     loop = asyncio.get_running_loop()
     if not await loop.run_in_executor(None, is_sealed, path):
         return web.FileResponse(path, headers=disposition)
     try:
-        size, chunks = await loop.run_in_executor(None, plain_stream, path, cipher)
-        kind = (await loop.run_in_executor(None, SealedReader, path, cipher)).header.kind
+        view = await loop.run_in_executor(None, PlainView, path, cipher)
     except SealError as exc:
         raise ApiError(500, f"the recording cannot be decrypted: {exc}") from None
-    ctype = "audio/wav" if kind == PCM else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-    response = web.StreamResponse(headers={**disposition, "Content-Type": ctype, "Content-Length": str(size),
-                                           "Cache-Control": "no-store"})
+    ctype = "audio/wav" if view.is_wav else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    headers = {**disposition, "Content-Type": ctype, "Cache-Control": "no-store", "Accept-Ranges": "bytes"}
+    span = _byte_range(request, view.size)
+    start, stop = span or (0, view.size)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{view.size}"
+    headers["Content-Length"] = str(stop - start)
+    response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
     await response.prepare(request)
-    iterator = iter(chunks)
+    iterator = view.read(start, stop)
     while True:
         try:
             chunk = await loop.run_in_executor(None, next, iterator, None)

@@ -143,3 +143,24 @@ def test_an_interrupted_reseal_leaves_the_old_file_whole(tmp_path: Path, monkeyp
         reseal(path, both, both)
     assert path.read_bytes() == before and SealedReader(path, old).key_id == old.key_id
     assert not list(tmp_path.glob(".*.rotating"))
+
+
+def test_any_byte_range_decrypts_only_what_it_spans(tmp_path: Path) -> None:
+    c = cipher()
+    audio = pcm(5.0)  # 160 kB: chunks of 64 KiB and a short last one
+    path = tmp_path / "seek.wav"
+    w = open_recording(path, 8000, c)
+    w.writeframes(audio)
+    w.close()
+    view = files.PlainView(path, c)
+    whole = b"".join(view.read())
+    assert view.size == len(whole) == 44 + len(audio) and whole[44:] == audio
+    edges = [0, 1, 43, 44, 45, 44 + CHUNK - 1, 44 + CHUNK, 44 + 2 * CHUNK + 7, view.size - 1, view.size]
+    for start in edges:
+        for end in edges:
+            if start <= end:
+                assert b"".join(view.read(start, end)) == whole[start:end], (start, end)
+    with SealedWriter(tmp_path / "up.bin", c) as u:
+        u.write(bytes(range(256)) * 1000)
+    raw = files.PlainView(tmp_path / "up.bin", c)
+    assert not raw.head and b"".join(raw.read(CHUNK - 3, CHUNK + 5)) == (bytes(range(256)) * 1000)[CHUNK - 3:CHUNK + 5]
