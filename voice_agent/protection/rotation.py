@@ -17,7 +17,7 @@ from typing import Any
 
 from voice_agent.config import Config
 from voice_agent.protection.cipher import Cipher, Key
-from voice_agent.protection.files import reseal
+from voice_agent.protection.files import is_sealed, reseal
 from voice_agent.protection.keys import configured_keys
 from voice_agent.store import CallStore, StoreKeyError
 from voice_agent.store.protection import SEALED
@@ -87,7 +87,10 @@ def rotate(config: Config, new_key: Key, *, by: str, batch: int = 200,
         for table, n in rows.items():
             say(f"{table}: {n} rows re-encrypted")
         files = 0
-        for path in _files(sealed_dirs(config)):
+        found = _files(sealed_dirs(config))
+        elsewhere = [Path(p) for p in store.recording_paths()]  # recordings written outside the folder
+        found += [p for p in elsewhere if p not in found and p.is_file() and is_sealed(p)]
+        for path in found:
             if reseal(path, cipher, cipher):
                 files += 1
                 if after_batch is not None:

@@ -146,6 +146,13 @@ class ProtectionTables(CallTables):
         with self._lock, self._errors():
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def recording_paths(self) -> list[str]:
+        """Every recording a live call names (some may lie outside the recordings folder: ``call --record``)."""
+        with self.read() as db:
+            rows = db.rows("SELECT meta FROM calls WHERE kind <> 'transcription'")
+        paths = (self.unseal_json(r["meta"], {}, "a call's details").get("recording") for r in rows)
+        return [str(p) for p in paths if p]
+
     # ---- retention ----------------------------------------------------------------------------------
     def recordings_before(self, cutoff: float) -> list[tuple[str, str]]:
         """(call id, recording path) of ended live calls started before ``cutoff`` that still have a recording."""
