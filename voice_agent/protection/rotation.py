@@ -99,6 +99,7 @@ def rotate(config: Config, new_key: Key, *, by: str, batch: int = 200,
         retired = {k for k in state.get("retired", "").split(",") if k}
         if store_key and store_key != new_key.id:
             retired.add(store_key)
+        retired.discard(new_key.id)  # a key brought back is not retired any more
         store.set_protection_state(key_id=new_key.id, rotation=None, retired=",".join(sorted(retired)) or None)
         store.compact()
         summary = {"from": store_key, "to": new_key.id, "rows": rows, "files": files,
