@@ -164,7 +164,9 @@
         el("td", {}, c.outcome || ""), el("td", {}, c.sentiment ? el("span", { class: "mood " + c.sentiment }, c.sentiment) : ""),
         el("td", { class: "caption" }, c.preview)));
     }
-    $("calls-total").textContent = data.total + " call(s)";
+    // Encrypted transcripts are searched through a keyed index of whole words, not parts of words.
+    const words = data.search_mode === "whole_words" && q.get("q") ? " (encrypted transcripts: whole words only)" : "";
+    $("calls-total").textContent = data.total + " call(s)" + words;
   }
   $("search").addEventListener("submit", (e) => { e.preventDefault(); loadCalls(); });
 
