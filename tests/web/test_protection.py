@@ -160,3 +160,42 @@ async def test_an_unreadable_recording_is_one_clear_error(keyed: tuple[Config, C
     assert r.status == 500
     error = (await r.json())["error"]
     assert "cannot be decrypted" in error and "not configured" in error and str(config.recordings_path) not in error
+
+
+async def test_a_browser_call_with_a_key_is_recorded_and_stored_sealed(
+        keyed: tuple[Config, CallStore, dict[str, str]], generated: Gen) -> None:
+    from telephony.webrtc import allow_loopback_candidates
+    from tests.web.conftest import fake_engine
+    from tests.web.rtc_client import RtcPeer
+    from tests.web.test_webrtc import speech, wait_saved
+    from voice_agent.engine import recorder_for
+
+    config, store, tokens = keyed
+    engine = fake_engine()
+    engine.settings.recorder = recorder_for(config)  # as Engine.from_config does
+    allow_loopback_candidates(True)
+    try:
+        async with TestClient(TestServer(make_app(config, store, engine), host="127.0.0.1")) as client:
+            caller = RtcPeer(speech(generated, "utt_bill.wav"))
+            body = await caller.connect(client, "/api/webrtc/offer")
+            try:
+                await caller.wait_for("caller_turn", timeout=30)
+                await caller.wait_for("agent_text")
+                caller.send({"type": "hangup"})
+                await caller.wait_for("call_end")
+            finally:
+                await caller.close()
+            await wait_saved(client, body["call_id"])
+            cid = body["call_id"]
+            call = await (await client.get(f"/api/calls/{cid}", headers=auth(tokens, "vic"))).json()
+            assert "opening hours" in call["text"]
+            r = await client.get(f"/api/calls/{cid}/recording", headers=auth(tokens, "ann"))
+            assert r.status == 200 and (await r.read())[:4] == b"RIFF"
+    finally:
+        allow_loopback_candidates(False)
+    recording = config.recordings_path / f"web-{cid}.wav"
+    assert recording.read_bytes().startswith(MAGIC)
+    with store.read() as db:
+        stored = [str(v) for t in ("calls", "segments", "turns", "events") for row in db.rows(f"SELECT * FROM {t}")
+                  for v in row]
+    assert not [v for v in stored if "opening hours" in v or "browser" in v]
