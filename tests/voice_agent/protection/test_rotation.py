@@ -119,3 +119,20 @@ def test_rotation_seals_what_was_stored_before_a_key_and_needs_the_current_key(t
     with pytest.raises(StoreKeyError, match=f"encrypted with key {k1.id}, which is not configured"):
         rotate(wrong, Key(b"\x00" * 32), by="test")
     assert json.dumps(status(config))  # the status is plain JSON
+
+
+def test_rows_a_forgotten_worker_wrote_with_the_old_key_are_read_then_rotated(tmp_path: Path, store_url: str) -> None:
+    k1, k2 = write_key_file(tmp_path / "k1"), write_key_file(tmp_path / "k2")
+    seed(make_config(tmp_path, store_url, tmp_path / "k1"), calls=1)
+    rotate(make_config(tmp_path, store_url, tmp_path / "k1"), k2, by="test")
+    stale = CallStore(store_url, cipher=Cipher(k1), check_key=False)  # a worker still running with key 1
+    late = stale.add_call("phone", "sip:+15550003@h", text="written late with the old key")
+    stale.close()
+    config = load_config(env={}, overrides={"data_dir": str(tmp_path / "home"), "store": {"url": store_url},
+                                            "protection": {"key_file": str(tmp_path / "k2"),
+                                                           "old_key_files": [str(tmp_path / "k1")]}})
+    store = CallStore.from_config(config)
+    assert store.get_call(late).text == "written late with the old key"
+    store.close()
+    assert rotate(config, k2, by="test")["rows"]["calls"] == 1  # only the late row
+    assert status(config)["rows"]["calls"] == {k2.id: 3} and status(config)["retired_keys"] == [k1.id]
