@@ -15,11 +15,12 @@ import yaml
 
 from dialog.embeddings import E5Embedder, Embedder, shared_e5
 from dialog.errors import KnowledgeBaseError
-from dialog.retrieval import LexicalIndex, Unit, build_units, rank
+from dialog.retrieval import LexicalIndex, Ranking, Unit, build_units, rank
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 3  # bump when chunking or the embedded units change so old caches are rebuilt
 DOC_SUFFIXES = (".md", ".markdown", ".yaml", ".yml")
+SOUND_ALIKE_GAIN = 0.08  # relevance a sound-alike reading must add before it is believed
 LOW_MARGIN_SLACK = 0.04  # relevance under min_score still asked about when the first candidate leads clearly
 SETTINGS_FILES = ("assistant.yaml", "assistant.yml")  # the company's own settings, not documents
 SETTING_KEYS = ("company", "agent_name", "persona", "greeting", "menu", "example")
@@ -293,8 +294,6 @@ class KnowledgeBase:
         repaired = self.lexical.repair(query)
         if repaired != query:  # a word the ASR split in two: the caller's vector is of the words they meant
             query, minilm_vector = repaired, None
-        q_minilm = minilm_vector if minilm_vector is not None else self.embedder.encode_one(query)
-        q_e5 = self.e5.query([query])[0]
         extra: np.ndarray | None = None
         if boost:
             extra = np.zeros(len(self.passages), dtype=np.float32)
@@ -302,12 +301,28 @@ class KnowledgeBase:
                 idx = self.index_of(pid)
                 if idx is not None:
                     extra[idx] += value
-        ranking = rank(query, unit_vectors=self.vectors, query_vectors={"minilm": q_minilm, "e5": q_e5},
-                       owners=self.owner, kinds=self.kinds, lexical=self.lexical,
-                       answers=[p.answer for p in self.passages],
-                       titles=[f"{p.question} {' '.join(p.also)}" for p in self.passages], boost=extra, k=k)
+        heard = self._rank(query, minilm_vector, extra, k)
+        alike = self.lexical.sound_alike_reading(query)
+        if alike == query:
+            return Retrieval([Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in heard.scored],
+                             heard.margin)
+        # A word the KB never uses may be one it does, misheard ("done" for "down"). The sound-alike reading
+        # is believed when it fits the KB clearly better than the words as heard.
+        other = self._rank(alike, None, extra, k)
+        believed = bool(heard.scored and other.scored
+                        and other.scored[0].relevance >= heard.scored[0].relevance + SOUND_ALIKE_GAIN)
+        ranking = other if believed else heard
         hits = [Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in ranking.scored]
         return Retrieval(hits, ranking.margin)
+
+    def _rank(self, query: str, minilm_vector: np.ndarray | None, extra: np.ndarray | None, k: int) -> Ranking:
+        assert self.lexical is not None
+        q_minilm = minilm_vector if minilm_vector is not None else self.embedder.encode_one(query)
+        q_e5 = self.e5.query([query])[0]
+        return rank(query, unit_vectors=self.vectors, query_vectors={"minilm": q_minilm, "e5": q_e5},
+                    owners=self.owner, kinds=self.kinds, lexical=self.lexical,
+                    answers=[p.answer for p in self.passages],
+                    titles=[f"{p.question} {' '.join(p.also)}" for p in self.passages], boost=extra, k=k)
 
     def retrieve_in_context(self, query: str, context: str, k: int = 3, *,
                             boost: dict[str, float] | None = None, leans: bool = True) -> Retrieval:

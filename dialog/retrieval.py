@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -174,6 +175,13 @@ class LexicalIndex:
         for term in self.vocabulary:
             if not term.isdigit():
                 self.by_sound.setdefault(sound_key(term), set()).add(term)
+        # the KB's own spelling of each term, for readings the dense encoders see ("clos" -> "close")
+        spellings: dict[str, Counter[str]] = {}
+        for d in docs:
+            for t in tokens(d):
+                if t not in _STOP and not t.isdigit():
+                    spellings.setdefault(stem(t), Counter())[t] += 1
+        self.surface = {term: counts.most_common(1)[0][0] for term, counts in spellings.items()}
         self._bm25 = bm25s.BM25()
         corpus = [terms or ["_"] for terms in self.docs_terms]
         self._bm25.index(corpus, show_progress=False)
@@ -217,6 +225,34 @@ class LexicalIndex:
         alike = sorted(t for t in self.by_sound.get(sound_key(a + b), set()) if abs(len(t) - len(a + b)) <= 2)
         return alike[0] + right[len(right.rstrip(".,?!;:")):] if alike else ""
 
+    def sound_alike_reading(self, query: str) -> str:
+        """The query with each word the KB never uses, and that sounds like exactly one KB word it could have
+        been misheard for (one or two letters apart), replaced by that word ("has been done" -> "has been
+        down"); the query itself when there is none."""
+        out: list[str] = []
+        changed = False
+        for word in query.split():
+            core = re.sub(r"[^a-z]", "", word.lower())
+            if len(core) < 3 or core in _STOP or self._knows(core):
+                out.append(word)
+                continue
+            # same consonants in the same order, only the vowels heard differently ("done"/"down", "bell"/"bill";
+            # not "cut"/"chat", "swap"/"ship"); a short word can be two letters off, a longer one only one
+            limit = 2 if len(core) <= 5 else 1
+            near = {w for t in self.by_sound.get(sound_key(core), set()) for w in [self.surface.get(t, t)]
+                    if w[:1] == core[:1] and _consonants(w) == _consonants(core) and _edits(core, w) <= limit}
+            if len(near) == 1:
+                out.append(near.pop() + word[len(word.rstrip(".,?!;:")):])
+                changed = True
+            else:
+                out.append(word)
+        return " ".join(out) if changed else query
+
+    def _knows(self, word: str) -> bool:
+        """Whether the KB uses the word in some form ("close" for "closed", "closes")."""
+        return stem(word) in self.vocabulary or word in self.surface.values() or any(
+            word.startswith(t) and len(word) - len(t) <= 2 for t in (word[:-1], word[:-2]) if t in self.vocabulary)
+
     def shares_words(self, query: str, index: int) -> bool:
         """Whether the passage uses any of the query's words, or words that sound like them."""
         return bool(set(self.expand(content_terms(query))) & set(self.docs_terms[index]))
@@ -227,6 +263,21 @@ class LexicalIndex:
         if not terms:
             return np.zeros(len(self.docs_terms), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+
+
+def _consonants(word: str) -> str:
+    """The consonant skeleton of a word: vowels and w/y dropped, doubled letters once ("down" -> "dn")."""
+    return re.sub(r"(.)\1+", r"\1", re.sub(r"[aeiouwy]", "", word))
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short words only)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
 
 
 def answer_type_penalty(query: str, answers: Sequence[str]) -> np.ndarray:

@@ -99,3 +99,32 @@ def test_markdown_sections_become_passages(tmp_path: Path) -> None:
     passages = load_passages(tmp_path)
     assert [(p.topic, p.question, p.answer) for p in passages] == [
         ("Policies", "Policies", "Intro text."), ("Policies", "Returns", "Return within 14 days.")]
+
+
+def test_a_misheard_word_finds_the_entry_the_caller_meant(embedder: Embedder, tmp_path: Path) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "faults.yaml").write_text("""topic: Faults
+entries:
+  - id: service-down
+    question: My internet is not working, is there an outage?
+    answer: Check the outage map in the app. If your area is fine, restart the router and call us if it stays down.
+  - id: fault-fixed
+    question: How will I know when the outage is fixed?
+    answer: We send a text message once the repair is finished and the line is back.
+  - id: opening
+    question: When are you open?
+    answer: We are open every day from 8 AM to 8 PM.
+  - id: bill-date
+    question: When is my bill issued?
+    answer: Bills are issued on the first day of each month.
+""", encoding="utf-8")
+    kb = KnowledgeBase(tmp_path / "kb", embedder, tmp_path / "cache")
+    kb.load()
+    o = DialogOptions()
+    # speech recognition wrote "done" for "down": read as the caller meant it, not as "when is it done"
+    found = kb.retrieve("my internet has been done since yesterday morning", 3)
+    action, named = found.tier(o.min_score, o.answer_score, o.clarify_margin)
+    assert action == "answer" and named[0].passage.id == "service-down", [(h.passage.id, h.score) for h in found.hits]
+    # ... and the slip costs no confidence: as relevant as the words the caller said
+    meant = kb.retrieve("my internet has been down since yesterday morning", 3)
+    assert abs(found.hits[0].score - meant.hits[0].score) < 0.02, (found.hits[0].score, meant.hits[0].score)

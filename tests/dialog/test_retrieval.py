@@ -67,3 +67,15 @@ def test_words_the_asr_split_in_two_are_joined_when_the_kb_uses_the_whole_word()
     # ordinary pairs of words stay apart, even when the pair sounds like a KB word
     for text in ("can you pay it for the card", "I want to report it", "the status of my order"):
         assert index.repair(text) == text
+
+
+def test_a_misheard_vowel_is_read_as_the_kb_word_but_other_consonants_are_not() -> None:
+    index = LexicalIndex(["Is the internet down in my area? Check the status page.",
+                          "Your bill is issued on the first of the month.", "Use the live chat in the app.",
+                          "We ship to most countries."])
+    assert index.sound_alike_reading("my internet has been done since Monday") == (
+        "my internet has been down since Monday")
+    assert index.sound_alike_reading("why is my bell so high") == "why is my bill so high"
+    # different consonants are different words, and a long word is not two letters away from another
+    for text in ("would you cut me off", "can I swap it", "my interest rate"):
+        assert index.sound_alike_reading(text) == text
