@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from dialog.kb import load_passages
@@ -164,3 +165,21 @@ async def test_kb_entry_validation(client: Client, tokens: dict[str, str], web_c
     assert sorted(p.name for p in kb.iterdir()) == before
     r = await client.post("/api/kb/entries", data="not json", headers=_auth(tokens, "ann"))
     assert r.status == 400
+
+
+def test_an_entry_the_kb_loader_refuses_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from voice_agent.web.analytics import write_entry
+    from voice_agent.web.security import ApiError
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "hours.md").write_text("# Opening hours\n\nWe are open Monday to Friday.\n")
+    # whatever writes the YAML, the KB loader has the last word: an entry it cannot read never lands
+    monkeypatch.setattr(yaml, "safe_dump", lambda data, **_: "topic: x\nentries:\n  - question: only a question\n")
+    with pytest.raises(ApiError) as refused:
+        write_entry(kb, "Do you sell gift cards?", "Yes.", [], "Gifts")
+    assert refused.value.status == 400 and "would not load" in str(refused.value)
+    assert str(tmp_path) not in str(refused.value)  # no server folders in the message
+    assert sorted(p.name for p in kb.iterdir()) == ["hours.md"]

@@ -96,7 +96,7 @@
 
   const pct = (v) => (v == null ? "–" : Math.round(v * 100) + "%");
   const ms = (v) => (v == null ? "–" : Math.round(v) + " ms");
-  const num = (v, d) => (v == null ? "–" : Number(v).toFixed(d == null ? 2 : d));
+  const num = (v, d) => (v == null ? "–" : (Math.abs(v) < 0.005 ? 0 : Number(v)).toFixed(d == null ? 2 : d));
 
   function query() {
     const f = new FormData($("an-filter"));
