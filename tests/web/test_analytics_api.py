@@ -183,3 +183,25 @@ def test_an_entry_the_kb_loader_refuses_is_not_written(tmp_path: Path, monkeypat
     assert refused.value.status == 400 and "would not load" in str(refused.value)
     assert str(tmp_path) not in str(refused.value)  # no server folders in the message
     assert sorted(p.name for p in kb.iterdir()) == ["hours.md"]
+
+
+def test_gap_embeddings_are_computed_once_per_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import dialog.embeddings
+    from voice_agent.web.analytics import GapEmbeddings
+
+    seen: list[list[str]] = []
+
+    class Counting:
+        def encode(self, texts: list[str]) -> np.ndarray:
+            seen.append(list(texts))
+            return np.stack([np.full(384, len(t), np.float32) for t in texts])
+
+    monkeypatch.setattr(dialog.embeddings, "shared_embedder", lambda: Counting())
+    embed = GapEmbeddings(limit=2)
+    assert embed(["a", "bb", "a"]).shape == (3, 384)
+    assert embed(["bb", "ccc"])[1][0] == 3.0
+    assert seen == [["a", "bb"], ["ccc"]]  # a dashboard refresh embeds only the new questions
+    embed(["a"])  # forgotten beyond the limit (oldest first), so embedded again
+    assert seen[-1] == ["a"] and embed([]).shape == (0, 384)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import re
 import tempfile
+import threading
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
@@ -35,17 +36,23 @@ class GapEmbeddings:
     def __init__(self, limit: int = 5000) -> None:
         self.limit = limit
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # two dashboards may refresh at once, each in its own worker thread
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         from dialog.embeddings import shared_embedder
 
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        with self._lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            for text, vector in zip(missing, shared_embedder().encode(missing), strict=True):
-                self._cache[text] = vector
-            while len(self._cache) > self.limit:
-                self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+            known.update(zip(missing, shared_embedder().encode(missing), strict=True))
+            with self._lock:
+                self._cache.update((t, known[t]) for t in missing)
+                while len(self._cache) > self.limit:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
 
 _EMBEDDINGS = web.AppKey("analytics_embeddings", GapEmbeddings)
