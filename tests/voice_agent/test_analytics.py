@@ -273,3 +273,19 @@ def test_empty_inputs() -> None:
     s = summarize([], [])
     assert s["calls"] == 0 and s["containment_rate"] is None and s["latency_ms"]["p50"] is None
     assert group_gaps([]) == [] and group_gaps([], lambda texts: np.zeros((0, 384), np.float32)) == []
+
+
+def test_the_dashboard_report_on_both_databases(store_url: str) -> None:
+    from voice_agent.web.analytics import _report
+
+    store = CallStore(store_url)
+    save_call(store, _result("r1"), "webrtc", "browser", started_at=DAY)
+    save_call(store, _result("r2", "transferred"), "phone", "sip:x", started_at=DAY + 3600)
+    store.add_call("webrtc", "browser", call_id="r3", started_at=DAY + 86400, duration=4.0, outcome="abandoned")
+    report = _report(store, DAY, DAY + 2 * 86400, 0, None)  # r3 has no analytics yet: computed here
+    assert report["calls"] == 3 and report["outcomes"]["abandoned"] == 1
+    assert [d["calls"] for d in report["per_day"]] == [2, 1]
+    assert report["latency_ms"]["turns"] == 4 and report["latency_ms"]["p50"] == 800.0
+    assert report["kb_gaps"][0]["count"] == 2 and CARD not in json.dumps(report["kb_gaps"])
+    assert _report(store, DAY + 86400, None, 0, None)["calls"] == 1
+    store.close()
