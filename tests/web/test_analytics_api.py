@@ -76,6 +76,10 @@ async def test_analytics_needs_a_user_and_is_audited(client: Client, store: Call
     assert CARD not in shown and PHONE not in shown and "[CARD]" in shown and "[PHONE]" in shown
     actions = [(r["user"], r["action"]) for r in Users(store).audit_rows(target="analytics")]
     assert ("vic", "read_analytics") in actions
+    # each call carries its own numbers too
+    one = await (await client.get("/api/calls/c2", headers=_auth(tokens, "vic"))).json()
+    assert one["analytics"]["outcome"] == "transferred" and one["analytics"]["transfer_reason"] == "caller upset"
+    assert one["analytics"]["data"]["unanswered"] == 1
 
 
 async def test_date_range_and_time_zone(client: Client, store: CallStore, tokens: dict[str, str]) -> None:

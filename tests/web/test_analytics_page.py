@@ -107,6 +107,15 @@ async def test_dashboard_charts_gaps_csv_and_a_new_kb_entry(site: WebFrontend, w
         await page.click("#an-filter button")
         await page.wait_for_function("document.querySelector('#an-kpis [data-kpi=calls] b').textContent === '3'")
 
+        # one call's numbers in the past-calls detail
+        await page.click("button[data-tab=calls]")
+        await page.click("#call-rows tr[data-call=a2]")
+        await page.wait_for_selector("#detail:not([hidden])")
+        detail = await page.inner_text("#detail-analytics")
+        assert "transferred (caller asked for a person)" in detail and "barge-ins 1" in detail, detail
+        await page.click("button[data-tab=analytics]")
+        await page.wait_for_selector("#an-gaps tr button[data-action=kb-entry]")
+
         # the loop: a gap becomes a KB entry, prefilled with the callers' question
         await gap_rows.first.locator("button[data-action=kb-entry]").click()
         await page.wait_for_selector("#an-entry:not([hidden])")

@@ -232,6 +232,7 @@ async def get_call(request: web.Request) -> web.Response:
             "model": rec.model, "text": rec.text, "meta": meta,
             "segments": st.store.segments(rec.id), "turns": st.store.turns(rec.id), "events": st.store.events(rec.id),
             "sentiment_timeline": meta.get("sentiment_timeline", []),
+            "analytics": st.store.call_analytics(rec.id),  # outcome, talk/silence/overlap, QA checks (or None)
             "recording_url": f"/api/calls/{rec.id}/recording" if recording and Path(recording).is_file() else None}
     return web.json_response(body)
 

@@ -182,6 +182,7 @@
       tr.append(el("p", { class: "line " + s.speaker }, el("span", { class: "muted" }, dur(s.start) + " "), el("b", {}, s.speaker), " " + s.text));
     }
     $("detail-chart").replaceChildren(chart(d.sentiment_timeline || [], d.duration || 0));
+    $("detail-analytics").textContent = callAnalytics(d.analytics);
     const turns = $("detail-turns");
     turns.replaceChildren();
     for (const t of d.turns) {
@@ -205,6 +206,18 @@
     try { data = await api("GET", "/api/audit?limit=200"); } catch (err) { message(err.message); return; }
     $("audit-rows").replaceChildren(...data.audit.map((r) => el("tr", {}, el("td", {}, when(r.at)), el("td", {}, r.user),
       el("td", {}, r.action), el("td", {}, r.target), el("td", { class: "caption" }, JSON.stringify(r.detail)))));
+  }
+
+  function callAnalytics(a) {
+    // The call's numbers from the analytics computed when it ended (none for transcribed recordings).
+    if (!a) return "not computed for this call";
+    const qa = (a.data && a.data.qa) || {};
+    const failed = Object.keys(qa).filter((k) => qa[k] === false).map((k) => k.replace(/_/g, " "));
+    return `${a.outcome}${a.transfer_reason ? " (" + a.transfer_reason + ")" : ""} · handle ${dur(a.handle_s)} · ` +
+      `caller ${Math.round(a.caller_talk_s)} s, agent ${Math.round(a.agent_talk_s)} s, silence ${Math.round(a.silence_s)} s, ` +
+      `overlap ${Math.round(a.overlap_s)} s · barge-ins ${a.barge_ins} · QA ${a.qa_passed}/${a.qa_checked}` +
+      (failed.length ? " (failed: " + failed.join(", ") + ")" : "") +
+      (a.data && a.data.unanswered ? ` · ${a.data.unanswered} unanswered question(s)` : "");
   }
 
   function breakdown(t) {
