@@ -13,6 +13,7 @@ import numpy as np
 
 from dialog import conversation as conv
 from dialog.acoustic import AcousticFeatures, ArousalTracker
+from dialog.caller import CallerContext, CallerDesk, Verifier
 from dialog.conversation import Conversation, Decision, Turn
 from dialog.embeddings import Embedder, shared_embedder
 from dialog.grounding import Grounding, extractive_answer
@@ -168,15 +169,22 @@ class Call:
         self.conversation = Conversation(self.options)
         self.arousal = ArousalTracker()
         self.redactions = 0
+        self.caller = CallerDesk()  # who is calling (set by the front end), and the account verification dialogue
+
+    def set_caller(self, context: CallerContext | None, verifier: Verifier | None = None,
+                   policy: str = "account") -> None:
+        """Tell the call who the caller is (greeting by name, plan, last calls) and how to verify one who is not."""
+        self.caller = CallerDesk(verifier, policy=policy)
+        self.caller.context = context
 
     def greeting(self) -> str:
         """What the agent says when it answers."""
         o = self.options
         if o.greeting:
-            return o.greeting
+            return self.caller.greet(o.greeting)
         where = f" {o.company}" if o.company else ""
         who = f", this is {o.agent_name}" if o.agent_name else ""
-        return f"Thank you for calling{where}{who}. How can I help you today?"
+        return self.caller.greet(f"Thank you for calling{where}{who}. How can I help you today?")
 
     def retract(self) -> None:
         """Forget the last turn: the caller kept talking and the next turn will carry both fragments."""
@@ -234,6 +242,8 @@ class Call:
             dtmf = dtmf or getattr(turn, "dtmf", None)
             audio = audio if audio is not None else getattr(turn, "audio", None)
             sample_rate = int(getattr(turn, "sample_rate", sample_rate) or sample_rate)
+        if self.caller.concerns(text):
+            return await self._caller_reply(text, dtmf)
         redacted, counts = self.brain.redactor.redact_counted(text)
         self.redactions += sum(counts.values())
         c = self.conversation
@@ -284,6 +294,15 @@ class Call:
 
         return Reply(decision, chunks, done)
 
+    async def _caller_reply(self, text: str, dtmf: str | None) -> Reply:
+        """A turn about the caller's own account (or an answer to the verification questions)."""
+        sentences = await self.caller.handle(text, dtmf)
+        ctx = self.caller.context
+        decision = Decision(intent="account", action="account", mood=self.conversation.mood.mood,
+                            extra={"caller": self.brain.redactor.redact(text), "verifying": self.caller.state,
+                                   "identified": ctx is not None})
+        return Reply(decision, fixed(*sentences))
+
     def _reply_chunks(self, d: Decision, text: str, hits: list[Hit]) -> tuple[AsyncIterator[str], bool]:
         """The text stream for the decided action, and whether it offers a transfer."""
         o = self.options
@@ -330,6 +349,8 @@ class Call:
         fact = [without_yes_no(s) for s in fact]
         history = self.conversation.recent(o.history_turns)
         messages = build_messages(o, passage.answer, text, history, upset=upset, pleased=d.mood >= 0.4)
+        if self.caller.context is not None:
+            messages[0]["content"] += " " + self.caller.context.facts()
         report: dict[str, Any] = {}
         d.extra["grounding"] = report
         opener = empathy or (ACKS[self.conversation.mood.turns % len(ACKS)] if o.acknowledge and generate else "")
@@ -343,11 +364,16 @@ class Call:
 
     def _names(self) -> list[str]:
         """Words the agent may say without a source: its own and the company's name."""
-        return [self.options.company, self.options.agent_name]
+        ctx = self.caller.context
+        return [self.options.company, self.options.agent_name, *([ctx.first_name] if ctx is not None else [])]
 
     def _menu_prompt(self) -> str:
         items = [f"press {d} for {t}" for d, t in self.conversation.menu.items()]
         return ("You can " + ", ".join(items) + ".") if items else "How can I help you today?"
+
+    def topics(self) -> list[str]:
+        """The KB topics answered on this call, first first (what the caller's next call is told about)."""
+        return list(dict.fromkeys(t.topic for t in self.conversation.history if t.topic and t.answered))
 
     def summary(self) -> str:
         """Two sentences about the call so far, for a human agent."""

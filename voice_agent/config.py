@@ -254,6 +254,34 @@ class RetentionConfig:
 
 
 @dataclass
+class CustomersConfig:
+    """Who is calling: the customer directory, signed widget references and the verification policy.
+
+    ``directory`` is a CSV file, a SQLite file (``.db``/``.sqlite``/``.sqlite3``) or an ``http(s)://`` CRM
+    base URL (``GET {url}/customers/by-phone/{number}``, ``/customers/{id}``, ``/customers/verify?...``);
+    empty: nobody is identified and calls stay anonymous.
+    """
+
+    directory: str = ""
+    timeout_s: float = 2.0  # a CRM slower than this: the call goes on anonymously
+    api_key: str = field(default="", repr=False)  # sent as a Bearer token to the CRM; or VOICE_AGENT_CUSTOMERS__API_KEY
+    reference_secret: str = field(default="", repr=False)  # HMAC-SHA256 key of the widget's customer references
+    verify: str = "account"  # "account": ask account number + postcode when an anonymous caller asks about their
+    #                          account | "off": never ask
+    country_code: str = "44"  # a national number (0...) becomes +<country_code>...
+    recent_calls: int = 3  # last calls of the customer the assistant is told about
+
+    def check(self) -> None:
+        """Refuse unknown policies and silly numbers."""
+        if self.verify not in ("account", "off"):
+            raise ConfigError(f"customers.verify: expected account or off, got {self.verify!r}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"customers.timeout_s: expected seconds > 0, got {self.timeout_s}")
+        if not self.country_code.isdigit():
+            raise ConfigError(f"customers.country_code: expected digits (e.g. 44), got {self.country_code!r}")
+
+
+@dataclass
 class Config:
     """The whole application configuration."""
 
@@ -269,6 +297,7 @@ class Config:
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)  # refuse calls the box cannot answer
+    customers: CustomersConfig = field(default_factory=CustomersConfig)  # who is calling
 
     @property
     def data_path(self) -> Path:
@@ -394,6 +423,7 @@ def load_config(
     config.http.check()
     config.protection.check()
     config.retention.check()
+    config.customers.check()
     try:
         config.admission.check()
     except ValueError as exc:

@@ -92,6 +92,7 @@ class Trunk:
     register: bool = False
     expires: int = 3600
     transport: str = "UDP"
+    trust_identity: bool = False  # believe the P-Asserted-Identity of INVITEs from this trunk's addresses (RFC 3325)
 
 
 class TrunkPolicy:
@@ -164,6 +165,8 @@ class Call:
         self.remote_sdp: SessionDescription | None = None
         self.call_id = ""
         self.remote_party = ""
+        self.asserted_identity = ""  # an inbound INVITE's P-Asserted-Identity: believe it only from a trusted peer
+        self.peer: tuple[str, int] = ("", 0)  # where an inbound INVITE came from
         self.state = "setup"  # setup -> ringing -> answered -> confirmed -> ended
         self.end_reason = ""
         self.ended = asyncio.Event()
@@ -673,6 +676,8 @@ class UserAgent:
         call._invite_tx = tx
         self.calls[cid] = call  # from here on a failure ends the call, which closes the leg
         call.remote_party = str(request.from_.uri)
+        call.asserted_identity = request.headers.get("P-Asserted-Identity") or ""
+        call.peer = (addr[0], addr[1])
         call.remote_sdp, call.local_sdp, call.negotiated = remote_sdp, local_sdp, negotiated
         tag = new_tag()
         call.dialog = Dialog.from_uas(request, tag)
