@@ -289,3 +289,13 @@ def test_the_dashboard_report_on_both_databases(store_url: str) -> None:
     assert report["kb_gaps"][0]["count"] == 2 and CARD not in json.dumps(report["kb_gaps"])
     assert _report(store, DAY + 86400, None, 0, None)["calls"] == 1
     store.close()
+
+
+def test_a_new_version_recomputes_calls_but_not_those_whose_transcript_expired() -> None:
+    store = CallStore("sqlite://")
+    save_call(store, _result("kept"), "webrtc", "browser", started_at=DAY)
+    save_call(store, _result("expired"), "webrtc", "browser", started_at=DAY - 86400)
+    assert store.calls_needing_analytics(ANALYTICS_VERSION) == []
+    store.drop_transcript("expired")  # retention: the words are gone, the numbers stay as they were
+    assert store.calls_needing_analytics(ANALYTICS_VERSION + 1) == ["kept"]
+    assert store.call_analytics("expired")["turns"] == 2  # type: ignore[index]

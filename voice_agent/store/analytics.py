@@ -62,7 +62,9 @@ class AnalyticsTables(Database):
             rows = db.rows(
                 "SELECT c.id FROM calls c LEFT JOIN call_analytics a ON a.call_id = c.id"
                 f" WHERE c.kind IN ({kinds}) AND c.outcome IS NOT NULL AND c.outcome <> 'active'"
-                " AND (a.call_id IS NULL OR a.version < ?) ORDER BY c.started_at LIMIT ?",
+                # a call whose transcript retention deleted keeps the numbers computed while it had one
+                " AND (a.call_id IS NULL OR (a.version < ? AND c.transcript_deleted_at IS NULL))"
+                " ORDER BY c.started_at LIMIT ?",
                 (*_LIVE_KINDS, version, limit))
         return [str(r["id"]) for r in rows]
 
