@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 
 from dialog.numbers import DIGIT_WORDS, to_words
 
-# "what plan am I on", "my account", "my open tickets": about the caller's own record, not the KB
+# "what plan am I on", "check my account", "my open tickets": about the caller's own record. Narrow on purpose:
+# "I forgot my account password", "upgrade my plan" and "add someone to my account" are the KB's questions.
 ACCOUNT_QUESTION = re.compile(
-    r"\b(?:my|our)\s+(?:account|plan|contract|subscription|tickets?|details|record)\b"
-    r"|\b(?:which|what)\s+(?:plan|package|tariff)\s+(?:am|are)\s+(?:i|we)\b"
-    r"|\bam\s+i\s+on\b", re.IGNORECASE)
+    r"\b(?:check|look\s+(?:at|up|into)|pull\s+up|see|access)\s+my\s+(?:account|record|details)\b"
+    r"|\bon\s+my\s+account\b"
+    r"|\bmy\s+(?:account\s+(?:details|status|information|info)|(?:open\s+|support\s+)?tickets?)\b"
+    r"|\b(?:which|what)\s+(?:plan|package|tariff)\s+(?:am|are)\s+(?:i|we)\s+on\b"
+    r"|\bwhat(?:'s|\s+is)\s+my\s+(?:current\s+)?(?:plan|package|tariff)\b", re.IGNORECASE)
 _LETTER_WORDS = {"double": "", "oh": "0"}
 
 

@@ -21,6 +21,15 @@ def test_spoken_numbers_and_postcodes() -> None:
     assert spoken_postcode("my postcode is sw1a 1aa") == "SW1A1AA"
 
 
+def test_account_questions_are_narrow() -> None:
+    from dialog.caller import ACCOUNT_QUESTION
+
+    for mine in ("can you check my account please", "what plan am I on?", "how many open tickets are on my account"):
+        assert ACCOUNT_QUESTION.search(mine), mine
+    for kb in ("I forgot my account password", "How do I upgrade my plan?", "Add someone to my account"):
+        assert not ACCOUNT_QUESTION.search(kb), kb
+
+
 def test_greeting_by_first_name(kb_brain: Brain) -> None:
     call = kb_brain.open_call()
     plain = call.greeting()

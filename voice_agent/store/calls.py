@@ -203,6 +203,14 @@ class CallTables(Database):
                 recovered.append(cid)
         return recovered
 
+    def customer_calls(self, customer_id: str, limit: int = 3) -> list[CallRecord]:
+        """The latest ended calls linked to a customer (``customer_id`` in their details), newest first."""
+        ref = self.subject_ref("customer", customer_id)
+        with self.read() as db:
+            rows = db.rows("SELECT * FROM calls WHERE customer_ref = ? AND outcome <> ? ORDER BY started_at DESC"
+                           " LIMIT ?", (ref, ACTIVE, int(limit)))
+        return [self._record(r) for r in rows]
+
     def add_segments(self, call_id: str, segments: Sequence[dict[str, Any]]) -> None:
         """Append transcript segments to an existing call."""
         with self.transaction() as db:
