@@ -303,5 +303,5 @@ def test_config_checks() -> None:
 
     config = load_config(env={}, overrides={"customers": {"directory": str(SAMPLE), "verify": "off"}})
     assert config.customers.directory == str(SAMPLE) and config.customers.verify == "off"
-    with pytest.raises(ConfigError, match="customers.verify"):
+    with pytest.raises(ConfigError, match=r"customers\.verify"):
         load_config(env={}, overrides={"customers": {"verify": "sometimes"}})
