@@ -45,6 +45,7 @@ from voice_agent.session import CallResult, CallSession
 from voice_agent.store import StoreError
 
 if TYPE_CHECKING:
+    from voice_agent.customers import CallerLink, Callers
     from voice_agent.web.live import LiveCall, LiveCalls
 
 log = logging.getLogger("voice_agent.phone")
@@ -129,8 +130,10 @@ class PhoneFrontend:
         echo: bool = False,
         live: LiveCalls | None = None,
         load: LoadMonitor | None = None,
+        callers: Callers | None = None,
     ) -> None:
         self.config = config
+        self.callers = callers  # who is calling (customers.directory); opened at start when not given
         self.live = live  # the console's registry of live calls, when the web front end runs beside us
         self.load = load  # measured load: new calls get 503 when the box cannot answer them in time
         self.sip = config.sip
@@ -183,6 +186,11 @@ class PhoneFrontend:
         if self.load is not None:
             await self.load.start()
         await asyncio.to_thread(self._open_store)
+        if self.callers is None and self.config.customers.directory and not self.echo:
+            from voice_agent.customers import Callers
+
+            self.callers = Callers(self.config.customers, self.store, trunks=self.trunks)
+            await self.callers.open()
         for trunk in self.trunks:
             if trunk.register:
                 reg = Registration(self.ua, trunk)
@@ -277,8 +285,9 @@ class PhoneFrontend:
             if listed is not None:
                 listed.on_session_event(event)
 
-        recording = self.config.recordings_path / f"{cid}.wav"
-        on_turn = await self._live_record(call, cid, started)
+        link = await self.callers.for_sip(call) if self.callers is not None else None  # who is calling
+        recording = self.config.recordings_path / f"{cid}.wav" if link is None or link.may_record else None
+        on_turn = await self._live_record(call, cid, started, link)
         try:
             session = self.session_factory(RATE, call_id=cid, recording_path=recording, on_event=on_event,
                                            on_turn=on_turn)
@@ -286,6 +295,10 @@ class PhoneFrontend:
             if live is not None and listed is not None:
                 await live.unregister(listed)
             raise
+        if link is not None:
+            link.attach(session.brain)  # greets by name, knows the plan and last calls, verifies when asked
+            if listed is not None:
+                listed.caller_link = link
         # A model that raises ends this call (BYE, stored as error with the reason), never the others.
         fault = CallFault(asyncio.get_running_loop())
         session.brain = GuardedBrain(session.brain, fault)
@@ -314,10 +327,10 @@ class PhoneFrontend:
                 p.cancel()
             if live is not None and listed is not None:
                 await live.unregister(listed)  # the human agent's last words are transcribed by now
-        meta: dict[str, Any] = {}
+        meta: dict[str, Any] = link.meta() if link is not None else {}
         if listed is not None and listed.human_agents:
             result.transcript = session.transcript
-            meta = {"human_agents": listed.human_agents}
+            meta["human_agents"] = listed.human_agents
         if fault.reason is not None:
             result.outcome = "error"
             result.events.append({"type": "error", "t": round(time.time() - started, 3), "reason": fault.reason})
@@ -330,14 +343,15 @@ class PhoneFrontend:
         await asyncio.to_thread(self._store, result, call, started, stats, meta)  # the store must not stall the media
         return result
 
-    async def _live_record(self, call: Call, cid: str, started: float) -> Callable[[Any], None] | None:
+    async def _live_record(self, call: Call, cid: str, started: float,
+                           link: CallerLink | None = None) -> Callable[[Any], None] | None:
         """Store the call as active now and each turn as it finishes (kill -9 loses no finished turn)."""
         store = self.store
         if store is None:
             return None
         try:
             await asyncio.to_thread(store.start_call, cid, "phone", call.remote_party or call.call_id,
-                                    worker=self.worker, started_at=started)
+                                    worker=self.worker, started_at=started, meta=link.meta() if link else None)
         except StoreError as exc:  # the call goes on; it is stored at its end if the store is back
             log_event(log, "store_failed", logging.ERROR, call_id=cid, error=str(exc))
             return None

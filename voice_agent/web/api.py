@@ -16,6 +16,7 @@ from asr.formats import render
 from telephony.webrtc import WebRtcError
 from voice_agent.auth import User, Users
 from voice_agent.store import StoreError
+from voice_agent.store.calls import customer_of
 from voice_agent.web.jobs import JOB_FORMATS
 from voice_agent.web.live import AlreadyTaken, LinesBusy
 from voice_agent.web.protection import add_protection_routes, open_upload, playable_name, recording_response
@@ -233,6 +234,8 @@ async def get_call(request: web.Request) -> web.Response:
             "segments": st.store.segments(rec.id), "turns": st.store.turns(rec.id), "events": st.store.events(rec.id),
             "sentiment_timeline": meta.get("sentiment_timeline", []),
             "analytics": st.store.call_analytics(rec.id),  # outcome, talk/silence/overlap, QA checks (or None)
+            # the linked customer as the directory has them now (name, plan, tickets, last calls), or None
+            "customer": await st.callers.card_for(customer_of(meta)) if st.callers is not None else None,
             "recording_url": f"/api/calls/{rec.id}/recording" if recording and Path(recording).is_file() else None}
     return web.json_response(body)
 
@@ -277,7 +280,9 @@ async def offer(request: web.Request) -> web.Response:
     if st.live is None:
         raise ApiError(503, "browser calls are not enabled on this server")
     try:
-        call, answer, answer_type = await st.live.answer(sdp, str(kind), address)
+        ref = data.get("customer_ref")  # the widget's signed customer reference; checked, never logged
+        call, answer, answer_type = await st.live.answer(sdp, str(kind), address,
+                                                         ref if isinstance(ref, str) else None)
     except LinesBusy as exc:
         raise ApiError(503, str(exc)) from None
     except WebRtcError as exc:

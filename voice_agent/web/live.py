@@ -222,6 +222,7 @@ class LiveCall:
         self.task: asyncio.Task[None] | None = None
         self.human_agents: list[str] = []
         self.human_side: HumanSide | None = None
+        self.caller_link: Any = None  # voice_agent.customers.CallerLink: the customer, when known
         self._background: set[asyncio.Future[Any]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -288,7 +289,8 @@ class LiveCall:
                 "duration": round(time.time() - self.started_at, 1), "status": self.status,
                 "sentiment": self.sentiment, "mood": round(self.mood, 3),
                 "last_caption": self.redacted(self.last_caption), "agent": self.agent_user,
-                "escalation": self.redacted(self.escalation)}
+                "escalation": self.redacted(self.escalation),
+                "customer": self.caller_link.card() if self.caller_link is not None else None}
 
     # ---- audio around the session -------------------------------------------------------
     async def caller_frames(self, frames: AsyncIterator[np.ndarray], hold_timeout_s: float | None = None
@@ -394,6 +396,7 @@ class LiveCalls:
         self.hold_timeout_s = hold_timeout_s
         self.calls: dict[str, LiveCall] = {}
         self.finished: asyncio.Queue[str] = asyncio.Queue()  # browser calls that ended (cluster bookkeeping)
+        self.callers: Any = None  # voice_agent.customers.Callers: who is calling (signed widget references)
 
     def get(self, call_id: str) -> LiveCall | None:
         """A live call by id."""
@@ -430,7 +433,8 @@ class LiveCalls:
             self.calls.pop(call.id, None)
 
     # ---- browser calls ----------------------------------------------------------------------
-    async def answer(self, sdp: str, kind: str, remote: str) -> tuple[LiveCall, str, str]:
+    async def answer(self, sdp: str, kind: str, remote: str,
+                     customer_ref: str | None = None) -> tuple[LiveCall, str, str]:
         """Accept a caller's offer and start the call; returns (call, answer sdp, answer type)."""
         if self.browser_calls() >= self.max_calls:
             raise LinesBusy("all lines are busy, please try again in a minute")
@@ -445,6 +449,8 @@ class LiveCalls:
             await peer.close()
             raise
         call = LiveCall(peer, remote, self.engine.settings.transfer_text, self.privacy)
+        if self.callers is not None:
+            call.caller_link = await self.callers.for_reference(customer_ref)
         peer.on_message = lambda message: self._on_message(call, message)
         self.calls[call.id] = call
         call.task = asyncio.ensure_future(self._run(call, peer))
@@ -474,11 +480,14 @@ class LiveCalls:
 
     async def _run(self, call: LiveCall, peer: PeerCall) -> None:
         e = self.engine
-        recording = self.recordings / f"web-{call.id}.wav"
+        link = call.caller_link
+        recording = self.recordings / f"web-{call.id}.wav" if link is None or link.may_record else None
         session = CallSession(e.recognizer, ListeningBrain(e.brain_factory(), call), e.voice, RATE,
                               settings=e.settings, executor=e.executor, call_id=call.id, recording_path=recording,
                               on_event=call.on_session_event)
         call.session = session
+        if link is not None:
+            link.attach(session.brain)  # greets by name, knows the plan and last calls
         log_event(log, "web_call_start", call_id=call.id)
         result: CallResult | None = None
 
@@ -520,7 +529,8 @@ class LiveCalls:
             save_call(self.store, result, "webrtc", f"browser {call.remote}", started_at=call.started_at,
                       privacy=self.privacy)
             self.store.update_call(result.call_id, meta={"human_agents": call.human_agents,
-                                                          "sentiment": call.sentiment})
+                                                          "sentiment": call.sentiment,
+                                                          **(call.caller_link.meta() if call.caller_link else {})})
 
         await loop.run_in_executor(None, write)
         log_event(log, "web_call_saved", call_id=call.id, outcome=result.outcome)

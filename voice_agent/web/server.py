@@ -80,6 +80,7 @@ class WebState:
         self.kb_status: dict[str, Any] = {"state": "ready" if engine is not None else "not loaded"}
         self._rebuild: asyncio.Future[Any] | None = None
         self.read_audit = ReadAudit(self.users)
+        self.callers: Any = None  # voice_agent.customers.Callers when customers.directory is set
         self.privacy = Privacy.from_config(config)
 
     def rebuild_kb(self) -> None:
@@ -171,6 +172,12 @@ def make_app(config: Config, store: CallStore, engine: Any = None, *, transcribe
         live = live_calls(config, store, engine)
     jobs = JobRunner(config, store, config.data_path / "uploads", transcriber=transcriber)
     state = WebState(config, store, engine, live, jobs)
+    if config.customers.directory:  # who is calling: signed widget references, the customer on call pages
+        from voice_agent.customers import Callers
+
+        state.callers = Callers(config.customers, store)
+        if live is not None:
+            live.callers = state.callers
     # security_headers is outermost, so error responses made by json_errors get the headers too.
     app = web.Application(middlewares=[security_headers, json_errors, make_identity(state.users, state.signer)],
                           client_max_size=config.http.max_upload_mb * 1024 * 1024 + 65536)
