@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from dialog import conversation as conv
 from dialog.acoustic import AcousticFeatures, ArousalTracker
+from dialog.action_turns import ActionMatcher, ActionTurns
+from dialog.actions import ActionPort, ActionSet, ActionSpec, load_actions
 from dialog.caller import CallerContext, CallerDesk, Verifier
 from dialog.conversation import Conversation, Decision, Turn
 from dialog.embeddings import Embedder, shared_embedder
@@ -112,7 +115,8 @@ class Brain:
     def __init__(self, options: DialogOptions | None = None, cache_dir: Path | str | None = None, *,
                  generator: Generator | None = None, embedder: Embedder | None = None,
                  knowledge: KnowledgeBase | None = None, sentiment: SentimentAnalyzer | None = None,
-                 use_llm: bool = True) -> None:
+                 use_llm: bool = True, actions: ActionPort | None = None,
+                 today: Callable[[], dt.date] = dt.date.today) -> None:
         options = options or DialogOptions()
         self.options = options.with_kb_settings(kb_settings(options.kb_path) if options.kb_path.is_dir() else {})
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -124,6 +128,11 @@ class Brain:
             self.generator = generator or make_generator(self.options, self.cache_dir)
         # the LLM never sees card numbers, whatever the redaction settings for transcripts are
         self.redactor = Redactor.for_llm(self.options.redact)
+        # actions.yaml beside the documents; carried out only through a port (the product's is HTTP)
+        self.actions = load_actions(self.options.kb_path) if self.options.kb_path.is_dir() else ActionSet()
+        self.action_port = actions
+        self.today = today
+        self.action_matcher: ActionMatcher | None = None
 
     def load(self) -> None:
         """Load every model now (KB index, sentiment head, LLM): a clear DialogError if one is missing."""
@@ -135,6 +144,7 @@ class Brain:
             self.options.example = {"facts": first.answer, "question": first.question,
                                     "answer": sentences[0] if sentences else first.answer}
         self.sentiment.load()
+        self.action_matcher = ActionMatcher(self.actions, self.embedder.encode)
         if self.generator is not None:
             self.generator.load()
             warm_up = getattr(self.generator, "warm_up", None)
@@ -170,6 +180,8 @@ class Call:
         self.arousal = ArousalTracker()
         self.redactions = 0
         self.caller = CallerDesk()  # who is calling (set by the front end), and the account verification dialogue
+        self.action_turns = ActionTurns(brain.action_port, brain.today)
+        self._asked_for: ActionSpec | None = None  # the action this turn's words ask for (set by _analyse)
 
     def set_caller(self, context: CallerContext | None, verifier: Verifier | None = None,
                    policy: str = "account") -> None:
@@ -189,6 +201,7 @@ class Call:
     def retract(self) -> None:
         """Forget the last turn: the caller kept talking and the next turn will carry both fragments."""
         self.conversation.retract()
+        self.action_turns.rollback()
 
     def _analyse(self, text: str, audio: np.ndarray | None, rate: int
                  ) -> tuple[Sentiment, Retrieval, AcousticFeatures | None, float | None]:
@@ -201,6 +214,8 @@ class Call:
         last = self.conversation.last_answered()
         if last is not None and vec is not None:
             found = self._follow_up(text, last, found, k)
+        matcher = brain.action_matcher
+        self._asked_for = matcher.match(vec, text) if matcher is not None and self.action_turns.port else None
         features: AcousticFeatures | None = None
         arousal: float | None = None
         if audio is not None and len(audio):
@@ -242,7 +257,8 @@ class Call:
             dtmf = dtmf or getattr(turn, "dtmf", None)
             audio = audio if audio is not None else getattr(turn, "audio", None)
             sample_rate = int(getattr(turn, "sample_rate", sample_rate) or sample_rate)
-        if self.caller.concerns(text):
+        self.action_turns.checkpoint()
+        if self.action_turns.flow is None and self.caller.concerns(text):
             return await self._caller_reply(text, dtmf)
         redacted, counts = self.brain.redactor.redact_counted(text)
         self.redactions += sum(counts.values())
@@ -253,6 +269,12 @@ class Call:
         kb = self.brain.kb
         pending = [p for pid in c.clarifying if (i := kb.index_of(pid)) is not None for p in [kb.passages[i]]]
         choice = _which(redacted, dtmf, pending) if pending else None
+        if choice is None:
+            acted = await self.action_turns.respond(
+                self, text, redacted, dtmf, self._asked_for, sentiment=sentiment.label,
+                sentiment_score=sentiment.score, valence=sentiment.valence, arousal=arousal)
+            if acted is not None:
+                return acted
         question = redacted
         force = False
         if choice is not None:
@@ -283,6 +305,8 @@ class Call:
                      for h in (used if decision.action == conv.ANSWER else found.hits)],
             margin=round(found.margin, 3) if found.hits and found.margin != float("inf") else None,
         )
+        if self.action_turns.unreported:
+            decision.extra["actions"] = self.action_turns.drain()
         if choice is not None:
             decision.extra["clarified"] = choice
         if features is not None:

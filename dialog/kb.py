@@ -23,6 +23,7 @@ DOC_SUFFIXES = (".md", ".markdown", ".yaml", ".yml")
 SOUND_ALIKE_GAIN = 0.08  # relevance a sound-alike reading must add before it is believed
 LOW_MARGIN_SLACK = 0.04  # relevance under min_score still asked about when the first candidate leads clearly
 SETTINGS_FILES = ("assistant.yaml", "assistant.yml")  # the company's own settings, not documents
+ACTION_FILES = ("actions.yaml", "actions.yml")  # what the assistant can do (dialog.actions), not documents
 SETTING_KEYS = ("company", "agent_name", "persona", "greeting", "menu", "example")
 MAX_CHUNK_WORDS = 90
 
@@ -163,7 +164,7 @@ def document_files(kb_dir: Path) -> list[Path]:
             f"knowledge base folder {kb_dir} does not exist: set dialog.kb_dir to a folder of .md/.yaml documents"
         )
     files = sorted(p for p in kb_dir.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES
-                   and not p.name.upper().startswith("README") and p.name not in SETTINGS_FILES)
+                   and not p.name.upper().startswith("README") and p.name not in SETTINGS_FILES + ACTION_FILES)
     if not files:
         raise KnowledgeBaseError(
             f"knowledge base folder {kb_dir} has no .md or .yaml documents: add some (see examples/kb for the format)"
