@@ -141,7 +141,10 @@ class Engine:
             config.asr.model, config.asr.device, config.asr.compute_type, cpu_threads=threads,
             cache_dir=cache, language=config.asr.language or None, final_model=config.asr.final_model,
         )
-        brain = DialogResources(DialogOptions.from_mapping(dataclasses.asdict(config.dialog)), cache / "dialog")
+        from voice_agent.actions import HttpActionPort
+
+        brain = DialogResources(DialogOptions.from_mapping(dataclasses.asdict(config.dialog)), cache / "dialog",
+                                actions=HttpActionPort())
         brain.load()
         synth = Synthesizer(voice=config.tts.voice, cache_dir=cache / "tts",
                             first_clause_words=config.tts.first_clause_words)

@@ -827,6 +827,10 @@ class CallSession:
         grounding = outcome.extra.get("grounding")
         rejected = grounding.get("rejected") if isinstance(grounding, dict) else None
         turn.guard_rejections = len(rejected) if isinstance(rejected, list) else 0
+        audits = outcome.extra.get("actions")  # actions carried out (or dropped): slots already masked
+        for audit in audits if isinstance(audits, list) else []:
+            if isinstance(audit, dict):
+                self._event("action", **{k: v for k, v in audit.items() if k not in ("t", "type")})
         self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
                               "score": outcome.sentiment_score, "mood": outcome.mood})
         self._pending_text = ""

@@ -56,7 +56,9 @@ async def _chat(args: argparse.Namespace, config: Config) -> int:
     from dialog import Brain
 
     options = dialog_options(config, kb_dir=args.kb, backend=args.backend)
-    brain = Brain(options, config.cache_path, use_llm=not args.no_llm)
+    from voice_agent.actions import HttpActionPort
+
+    brain = Brain(options, config.cache_path, use_llm=not args.no_llm, actions=HttpActionPort())
     await brain.aload()
     call = brain.open_call()
     interactive = sys.stdin.isatty() and not args.json
