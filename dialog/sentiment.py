@@ -85,10 +85,11 @@ class SentimentHead:
 class SentimentAnalyzer:
     """`SentimentAnalyzer().analyze(text)` -> Sentiment with .label and .score."""
 
-    def __init__(self, head_path: Path | str | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(self, head_path: Path | str | None = None, embedder: Embedder | None = None,
+                 head: SentimentHead | None = None) -> None:
         self.head_path = Path(head_path) if head_path else HEAD_PATH
         self.embedder = embedder or shared_embedder()
-        self._head: SentimentHead | None = None
+        self._head: SentimentHead | None = head  # given: a freshly trained head, not read from head_path
         self._lock = threading.Lock()
 
     @property

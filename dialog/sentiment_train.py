@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     head = fit(x_train, y_train, len(LABELS))
     train_scores = evaluate(head, x_train, y_train)
     test_scores = evaluate(head, x_test, y_test)
-    analyzer = SentimentAnalyzer(args.out, embedder)
-    analyzer._head = head  # the analyzer's clause pooling, as used at run time
+    analyzer = SentimentAnalyzer(args.out, embedder, head=head)  # the analyzer's clause pooling, as at run time
     pooled = np.array([LABELS.index(s.label) for s in analyzer.analyze_many([t for t, _ in test])])
     pooled_scores = scores(pooled, y_test)
     head.meta = {"train_size": len(train), "test_size": len(test), "embedder": embedder.name,

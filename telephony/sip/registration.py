@@ -45,7 +45,7 @@ class Registration:
 
     def _build(self, expires: int) -> Request:
         self.seq += 1
-        transport = self.ua._transport_for(self.registrar)
+        transport = self.ua.transport_for(self.registrar)
         h = Headers()
         h.add("Max-Forwards", "70")
         h.add("From", str(NameAddr(self.aor, "", {"tag": self.tag})))

@@ -438,7 +438,8 @@ class UserAgent:
     def _via(self, transport: Transport) -> str:
         return f"SIP/2.0/{transport.name} {self._advertised(transport)};branch={new_branch()};rport"
 
-    def _transport_for(self, uri: SipUri) -> Transport:
+    def transport_for(self, uri: SipUri) -> Transport:
+        """The started transport that reaches uri (its transport parameter, else the first one)."""
         name = uri.transport
         t = self.transports.get(name) or next(iter(self.transports.values()), None)
         if t is None:
@@ -910,7 +911,7 @@ class UserAgent:
                               body: bytes = b"", content_type: str | None = None, ack: bool = False) -> Response:
         assert call.dialog is not None
         hop = call.dialog.next_hop()
-        transport = self._transport_for(hop) if hop.params.get("transport") else call.transport
+        transport = self.transport_for(hop) if hop.params.get("transport") else call.transport
         req = call.dialog.request(method, self._via(transport), self.contact(transport))
         for k, v in extra or []:
             req.headers.add(k, v)
@@ -930,7 +931,7 @@ class UserAgent:
     async def request(self, req: Request, dest: SipUri, on_provisional: Callable[[Response], None] | None = None
                       ) -> Response:
         """Send an out-of-dialog request (its top Via is added here) and wait for the final response."""
-        transport = self._transport_for(dest)
+        transport = self.transport_for(dest)
         req.headers.add("Via", self._via(transport), first=True)
         tx = self.layer.client(req, transport, await self._resolve(dest), on_provisional)
         return await tx.final
@@ -957,7 +958,7 @@ class UserAgent:
         """Place an outbound call and wait until it is answered; raises CallFailed on a final error."""
         uri = SipUri.parse(target)
         dest = SipUri.parse(proxy) if proxy else uri
-        transport = self._transport_for(dest)
+        transport = self.transport_for(dest)
         media_leg = await self.media(self.media_host)
         local_sdp = offer(self.media_host, media_leg.local_port, [*self.codecs, "telephone-event"])
         call = Call(self, "outbound", media_leg, transport)
