@@ -615,29 +615,37 @@ class ActionFlow:
 
     def turn(self, text: str, dtmf: str | None = None) -> Step:
         """One caller turn while the action is in progress."""
+        current = self.action.slot(self.asking) if self.asking else None
         if dtmf:
-            if dtmf in ("*",):
+            if dtmf == "*":
                 return Step(CANCELLED, ["Okay, I've cancelled that."])
+            if self.confirming:  # 1 yes, 2 no: one key is the whole answer
+                yes_no = parse_yes_no("", dtmf)
+                if yes_no is not None:
+                    return Step(CALL) if yes_no.value == "yes" else Step(CANCELLED, ["Okay, I won't do that."])
+            elif current is not None and current.type != "digits":
+                return self._answer("", dtmf)  # a choice is one key
             self.keys += dtmf
             if not self.keys.endswith("#"):
                 return Step(KEY)
             keyed, self.keys = self.keys, ""
+            if self.confirming:
+                return self.turn("", keyed[:1])
             return self._answer("", keyed)
         self.keys = ""
         if self.confirming:
-            yes_no = parse_yes_no(text)
-            if yes_no is not None and yes_no.value == "yes" and not CANCEL.search(text):
-                return Step(CALL)
-            if (yes_no is not None and yes_no.value == "no" and not self._harvest(text)) or CANCEL.search(text):
-                return Step(CANCELLED, ["Okay, I won't do that."])
             if self._harvest(text, overwrite=True):  # "no, Wednesday": a correction, confirm again
                 self.misses = 0
                 return self._next()
+            yes_no = parse_yes_no(text)
+            if yes_no is not None and yes_no.value == "yes" and not CANCEL.search(text):
+                return Step(CALL)
+            if (yes_no is not None and yes_no.value == "no") or CANCEL.search(text):
+                return Step(CANCELLED, ["Okay, I won't do that."])
             self.misses += 1
             if self.misses > 1:
                 return Step(GAVE_UP, ["Sorry, I'll leave that for now."], offer_human=True)
             return Step(REASK, ["Sorry, was that a yes?", self._confirmation()])
-        current = self.action.slot(self.asking) if self.asking else None
         if current is not None and current.type != "yes_no" and CANCEL.search(text) and \
                 parse_slot(current, text, today=self.today) is None:
             return Step(CANCELLED, ["Okay, I've cancelled that."])
