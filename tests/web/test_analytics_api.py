@@ -88,6 +88,11 @@ async def test_date_range_and_time_zone(client: Client, store: CallStore, tokens
     r = await client.get(f"/api/analytics?since={day}&until={day}", headers=_auth(tokens, "vic"))
     data = await r.json()
     assert data["calls"] == 1 and data["outcomes"]["abandoned"] == 1 and data["kb_gaps"] == []
+    # a plain date is the viewer's day: 14 hours east, that day starts 14 hours earlier than in UTC
+    r = await client.get(f"/api/analytics?since={day}&until={day}&tz=840", headers=_auth(tokens, "vic"))
+    east = await r.json()
+    assert east["range"]["since"] == data["range"]["since"] - 840 * 60
+    assert east["range"]["until"] - east["range"]["since"] == 86400
     r = await client.get(f"/api/analytics?since={NOW - 7200:.0f}", headers=_auth(tokens, "vic"))
     assert (await r.json())["calls"] == 2
     utc = await (await client.get("/api/analytics", headers=_auth(tokens, "vic"))).json()

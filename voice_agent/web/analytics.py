@@ -58,12 +58,19 @@ class GapEmbeddings:
 _EMBEDDINGS = web.AppKey("analytics_embeddings", GapEmbeddings)
 
 
-def _range(request: web.Request) -> tuple[float | None, float | None]:
+def _range(request: web.Request, offset_min: int) -> tuple[float | None, float | None]:
+    """since/until as Unix times; a plain date is the viewer's day (``tz`` minutes east of UTC), until inclusive."""
     q = request.query
-    since = _date(q["since"], "since") if q.get("since") else None
-    until = _date(q["until"], "until") if q.get("until") else None
-    if until is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", q.get("until", "")):
-        until += 86400  # a plain date means "through the end of that day"
+    bounds: list[float | None] = []
+    for name in ("since", "until"):
+        text = q.get(name, "")
+        value = _date(text, name) if text else None
+        if value is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            value -= offset_min * 60  # midnight where the viewer is
+            if name == "until":
+                value += 86400  # a plain date means "through the end of that day"
+        bounds.append(value)
+    since, until = bounds
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "until: must be after since")
     return since, until
@@ -85,8 +92,8 @@ async def get_analytics(request: web.Request) -> web.Response:
     user = require(request, "viewer")
     st: Any = request.app[STATE]
     q = request.query
-    since, until = _range(request)
     offset = _int(q.get("tz"), "tz", 0, -14 * 60, 14 * 60)
+    since, until = _range(request, offset)
     fmt, table = q.get("format", "json"), q.get("table", "calls")
     if fmt not in FORMATS:
         raise ApiError(400, f"format: one of {', '.join(FORMATS)}")
