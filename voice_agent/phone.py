@@ -226,6 +226,14 @@ class PhoneFrontend:
             host = socket.gethostname()
         return f"sip:{host}:{self.ua.port}"
 
+    def _console(self) -> dict[str, str]:
+        """In a cluster, the console address of this process, stored with each live phone call so that the
+        console of any worker can send hang-up, transfer and takeover here."""
+        http = self.config.http
+        if self.live is not None and http.cluster_secret and http.worker_url:
+            return {"console": http.worker_url.rstrip("/")}
+        return {}
+
     def _open_store(self) -> None:
         """Open the call store (unless given one) and close the calls this worker left active when killed."""
         if self.echo:
@@ -350,8 +358,9 @@ class PhoneFrontend:
         if store is None:
             return None
         try:
+            meta = {**(link.meta() if link else {}), **self._console()}
             await asyncio.to_thread(store.start_call, cid, "phone", call.remote_party or call.call_id,
-                                    worker=self.worker, started_at=started, meta=link.meta() if link else None)
+                                    worker=self.worker, started_at=started, meta=meta or None)
         except StoreError as exc:  # the call goes on; it is stored at its end if the store is back
             log_event(log, "store_failed", logging.ERROR, call_id=cid, error=str(exc))
             return None

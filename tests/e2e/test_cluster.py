@@ -172,6 +172,47 @@ def test_live_actions_reach_the_worker_holding_the_call(cluster: Cluster, store:
     asyncio.run(live_forwarding(first.url, second.url, store))
 
 
+HANGS_UP = ROOT / "tests" / "telephony" / "sip" / "scenarios" / "uac_agent_hangs_up.xml"
+
+
+async def hang_up_through(console_url: str, call_id: str, store: Any) -> None:
+    """Sign in to one worker's console and hang up a live call through it."""
+    import aiohttp
+
+    from voice_agent.auth import Users
+
+    name, password = f"ops-{time.monotonic_ns()}", "a long enough cluster password"
+    Users(store).add(name, "agent", password)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as console:
+        r = await console.post(console_url + "/api/session", json={"username": name, "password": password})
+        csrf = (await r.json())["csrf"]
+        r = await console.get(console_url + "/api/live")
+        listed = {c["id"]: c for c in (await r.json())["calls"]}
+        assert call_id in listed, listed  # the other worker's phone call is listed here
+        r = await console.post(console_url + f"/api/live/{call_id}/hangup", headers={"X-CSRF-Token": csrf})
+        assert r.status == 200, await r.text()
+    audit = Users(store).audit_rows(100, call_id)
+    assert any(a["action"] == "hangup" and a["user"] == name for a in audit), audit
+
+
+def test_a_phone_call_is_hung_up_through_the_other_workers_console(
+        cluster: Cluster, store: Any, caller_dir: Path) -> None:
+    started = time.time() - 1
+    proc = sipp(cluster.kamailio.address, caller_dir, 1, scenario=HANGS_UP, timeout=90)
+    try:
+        row = wait_until(lambda: next((a for a in store.active_calls("phone") if a["started_at"] >= started), None),
+                         60, "the phone call stored as active")
+        owner = next(w for w in cluster.workers if w.sip_uri == row["worker"])
+        other = next(w for w in cluster.workers if w is not owner)
+        assert row["console"] == owner.url  # where its live actions go
+        asyncio.run(hang_up_through(other.url, row["id"], store))
+        finish(proc, caller_dir, timeout=60)  # the caller got the owner's BYE (the scenario waits for it)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    wait_until(lambda: all(a["id"] != row["id"] for a in store.active_calls()), 30, "the call to end")
+
+
 def test_kill_9_mid_call_keeps_finished_turns_and_new_calls_go_to_the_survivor(
         cluster: Cluster, store: Any, caller_dir: Path) -> None:
     victim, survivor = cluster.workers

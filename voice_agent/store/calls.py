@@ -330,15 +330,21 @@ class CallTables(Database):
 
     def active_calls(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Calls in progress on any worker (outcome ``active``), oldest first, with the worker holding each."""
-        sql = "SELECT id, kind, source, started_at, worker FROM calls WHERE outcome = ?"
+        sql = "SELECT id, kind, source, started_at, worker, meta FROM calls WHERE outcome = ?"
         args: list[Any] = [ACTIVE]
         if kind:
             sql += " AND kind = ?"
             args.append(kind)
         with self.read() as db:
             rows = db.rows(sql + " ORDER BY started_at", args)
-        return [{"id": r["id"], "kind": r["kind"], "source": self.unseal(r["source"], "a call's source"),
-                 "started_at": r["started_at"], "worker": r["worker"]} for r in rows]
+        out = []
+        for r in rows:
+            meta = self.unseal_json(r["meta"], {}, "a call's details")
+            # console: the HTTP address of the worker's console when its SIP address is the worker
+            console = str(meta.get("console", "")) if isinstance(meta, dict) else ""
+            out.append({"id": r["id"], "kind": r["kind"], "source": self.unseal(r["source"], "a call's source"),
+                        "started_at": r["started_at"], "worker": r["worker"], "console": console})
+        return out
 
     def segments(self, call_id: str) -> list[dict[str, Any]]:
         """The transcript segments of a call in time order."""

@@ -61,10 +61,10 @@ class Forwarder:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def owner(self, call_id: str) -> str | None:
-        """The HTTP address of the other worker holding this live browser call, if any."""
-        for row in await self._run(self.state.store.active_calls, "webrtc"):
+        """The HTTP address of the other worker holding this live call (browser or phone), if any."""
+        for row in await self._run(self.state.store.active_calls):
             if row["id"] == call_id:
-                worker = str(row["worker"] or "")
+                worker = console_of(row)
                 return worker if worker.startswith("http") and worker != self.worker_url else None
         return None
 
@@ -97,9 +97,8 @@ class Forwarder:
 
     async def remote_calls(self, request: web.Request) -> list[dict[str, Any]]:
         """Summaries of the live browser calls other workers hold (their own /api/live)."""
-        rows = await self._run(self.state.store.active_calls, "webrtc")
-        workers = sorted({str(r["worker"]) for r in rows if str(r["worker"] or "").startswith("http")}
-                         - {self.worker_url})
+        rows = await self._run(self.state.store.active_calls)
+        workers = sorted({console_of(r) for r in rows if console_of(r).startswith("http")} - {self.worker_url})
 
         async def one(worker: str) -> list[dict[str, Any]]:
             try:
@@ -111,7 +110,7 @@ class Forwarder:
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 # Unreachable (e.g. just killed): what the store knows.
                 return [{"id": r["id"], "remote": r["source"], "started_at": r["started_at"], "status": "unknown",
-                         "worker": worker} for r in rows if r["worker"] == worker]
+                         "worker": worker} for r in rows if console_of(r) == worker]
 
         found = await asyncio.gather(*(one(w) for w in workers))
         return [c for calls in found for c in calls]
@@ -173,6 +172,12 @@ class Forwarder:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+
+
+def console_of(row: dict[str, Any]) -> str:
+    """The HTTP address that answers live-call requests for a stored active call: a browser call's worker, or
+    the console a phone call's worker (a SIP address) named when it stored the call."""
+    return str(row.get("console") or row.get("worker") or "")
 
 
 def middleware(fwd: Forwarder) -> Any:
