@@ -304,7 +304,7 @@ class PhoneFrontend:
                 await live.unregister(listed)
             raise
         if link is not None:
-            link.attach(session.brain)  # greets by name, knows the plan and last calls, verifies when asked
+            link.attach(session.brain, cid)  # greets by name, knows the plan and last calls, verifies when asked
             if listed is not None:
                 listed.caller_link = link
         # A model that raises ends this call (BYE, stored as error with the reason), never the others.

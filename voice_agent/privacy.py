@@ -7,6 +7,8 @@ Which kinds are redacted and where is configured in the ``dialog`` section
 from __future__ import annotations
 
 import logging
+import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,6 +63,32 @@ class Privacy:
         return value
 
 
+# Words of one call that never reach a log line (the name of the customer the call was linked to); the
+# latest calls only, so the registry stays small without anyone having to forget.
+_PRIVATE: OrderedDict[str, re.Pattern[str]] = OrderedDict()
+
+
+def private_words(call_id: str, words: Iterable[str]) -> None:
+    """Keep these words of a call (e.g. the customer's name the agent says) out of its log lines: ``[NAME]``."""
+    clean = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
+    if not call_id or not clean:
+        return
+    _PRIVATE[call_id] = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in clean) + r")\b", re.IGNORECASE)
+    _PRIVATE.move_to_end(call_id)
+    while len(_PRIVATE) > 2000:
+        _PRIVATE.popitem(last=False)
+
+
+def _call_of(record: logging.LogRecord) -> str:
+    fields = getattr(record, "fields", None)
+    cid = fields.get("call_id") if isinstance(fields, dict) else None
+    if not cid:
+        from voice_agent.logs import call_id_var
+
+        cid = getattr(record, "call_id", None) or call_id_var.get()
+    return str(cid)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites every log record so that no configured PII reaches a log line."""
 
@@ -70,22 +98,27 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the message and the structured fields in place; never drops a record."""
+        private = _PRIVATE.get(_call_of(record)) if _PRIVATE else None
         message = record.getMessage()
-        redacted = self.redactor.redact(message)
+        redacted = self._text(message, private)
         if redacted != message:
             record.msg, record.args = redacted, None
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            record.fields = {k: self._value(v) for k, v in fields.items()}
+            record.fields = {k: self._value(v, private) for k, v in fields.items()}
         return True
 
-    def _value(self, value: Any) -> Any:
+    def _text(self, text: str, private: re.Pattern[str] | None) -> str:
+        text = self.redactor.redact(text)
+        return private.sub("[NAME]", text) if private is not None else text
+
+    def _value(self, value: Any, private: re.Pattern[str] | None = None) -> Any:
         if isinstance(value, str):
-            return self.redactor.redact(value)
+            return self._text(value, private)
         if isinstance(value, dict):
-            return {k: self._value(v) for k, v in value.items()}
+            return {k: self._value(v, private) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self._value(v) for v in value]
+            return [self._value(v, private) for v in value]
         return value
 
 

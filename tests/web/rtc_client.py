@@ -81,11 +81,12 @@ class RtcPeer:
         except MediaStreamError:
             return
 
-    async def connect(self, client: TestClient[Any, Any], path: str, headers: dict[str, str] | None = None
-                      ) -> dict[str, Any]:
-        """Offer, post it, apply the answer; returns the server's JSON answer."""
+    async def connect(self, client: TestClient[Any, Any], path: str, headers: dict[str, str] | None = None,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Offer, post it (with ``extra`` fields, e.g. a customer_ref), apply the answer; the server's JSON answer."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        r = await client.post(path, json={"sdp": self.pc.localDescription.sdp, "type": "offer"}, headers=headers)
+        r = await client.post(path, json={"sdp": self.pc.localDescription.sdp, "type": "offer", **(extra or {})},
+                              headers=headers)
         body: dict[str, Any] = await r.json()
         assert r.status == 200, body
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))

@@ -20,6 +20,7 @@ from voice_agent.config import CustomersConfig
 from voice_agent.customers.directory import Customer, Directory, DirectoryError, open_directory
 from voice_agent.customers.identity import check_reference, hashed, sip_caller_number
 from voice_agent.logs import log_event
+from voice_agent.privacy import private_words
 
 log = logging.getLogger("voice_agent.customers")
 
@@ -73,6 +74,11 @@ class CallerLink:
         self.how = how  # phone | reference | verified | ""
         self.context = context
         self.dialog: Any = None
+        self.call_id = ""
+
+    def _private(self) -> None:
+        if self.customer is not None and self.call_id:
+            private_words(self.call_id, self.customer.name.split())
 
     @property
     def customer_id(self) -> str:
@@ -84,8 +90,13 @@ class CallerLink:
         """False when the customer refused recording (the call's audio is then not kept)."""
         return self.customer is None or self.customer.consent_recording
 
-    def attach(self, brain: Any) -> None:
-        """Tell the call's dialog who is calling, and give it the verifier (the policy says whether to ask)."""
+    def attach(self, brain: Any, call_id: str = "") -> None:
+        """Tell the call's dialog who is calling, and give it the verifier (the policy says whether to ask).
+
+        The customer's name is kept out of the call's log lines from now on (the agent says it).
+        """
+        self.call_id = call_id
+        self._private()
         self.dialog = dialog_call_of(brain)
         if self.dialog is None:
             return
@@ -100,6 +111,7 @@ class CallerLink:
         if customer is None:
             return None
         self.customer, self.how = customer, "verified"
+        self._private()
         self.context = await self.callers.context(customer, "verified")
         return self.context
 

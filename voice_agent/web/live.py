@@ -487,7 +487,7 @@ class LiveCalls:
                               on_event=call.on_session_event)
         call.session = session
         if link is not None:
-            link.attach(session.brain)  # greets by name, knows the plan and last calls
+            link.attach(session.brain, call.id)  # greets by name, knows the plan and last calls
         log_event(log, "web_call_start", call_id=call.id)
         result: CallResult | None = None
 
