@@ -97,7 +97,8 @@
       await iceDone(pc);
       const res = await fetch(base + "/api/webrtc/offer", {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+                               customer_ref: new URLSearchParams(location.hash.slice(1)).get("ref") || undefined }),
       });
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(body.error || ("the server answered " + res.status));

@@ -83,7 +83,8 @@
       const caption = c.last_caption && c.last_caption.text ? (c.last_caption.speaker === "caller" ? "Caller: " : "Agent: ") + c.last_caption.text : "";
       rows.append(el("tr", { class: "clickable" + (c.status === "waiting" ? " waiting" : ""), "data-call": c.id,
         onclick: (e) => { if (e.target.tagName !== "BUTTON") { S.watch = c.id; loadWatch(); } } },
-        el("td", {}, c.remote), el("td", {}, dur(c.duration)),
+        el("td", {}, c.remote, c.customer ? el("div", { class: "customer" }, customerText(c.customer)) : ""),
+        el("td", {}, dur(c.duration)),
         el("td", {}, c.status === "waiting" ? "waiting for an agent" : c.status === "human" ? "with " + c.agent : c.status),
         el("td", {}, el("span", { class: "mood " + c.sentiment }, c.sentiment)),
         el("td", { class: "caption" }, caption), actions));
@@ -97,6 +98,7 @@
     try { d = await api("GET", "/api/live/" + S.watch); } catch (err) { S.watch = null; $("watch").hidden = true; return; }
     $("watch").hidden = false;
     $("watch-id").textContent = d.id + " · " + d.status;
+    showCustomer($("watch-customer"), d.customer);
     box.replaceChildren();
     const who = { caller_turn: ["caller", "Caller"], agent_text: ["agent", "Assistant"], greeting: ["agent", "Assistant"],
       transfer_message: ["agent", "Assistant"], human_text: ["human", "Agent"] };
@@ -105,6 +107,19 @@
       else if (ev.type === "transfer" || ev.type === "takeover") box.append(el("p", { class: "muted" }, ev.type + (ev.agent ? " → " + ev.agent : "") + (ev.reason ? ": " + ev.reason : "")));
     }
     box.scrollTop = box.scrollHeight;
+  }
+
+  // The customer the call is linked to (caller number, signed widget reference or verification): name, plan,
+  // open tickets, last calls. Never the number, account or postcode: the API does not send them.
+  function customerText(c) {
+    const tickets = c.open_tickets === 1 ? "1 open ticket" : (c.open_tickets || 0) + " open tickets";
+    const last = c.last_calls && c.last_calls.length ? " · called " + c.last_calls.join("; ") : "";
+    return c.name + (c.plan ? " · " + c.plan : "") + " · " + tickets + last +
+      (c.consent_recording === false ? " · no recording (customer's wish)" : "");
+  }
+  function showCustomer(node, c) {
+    node.hidden = !c;
+    node.textContent = c ? "Customer: " + customerText(c) : "";
   }
 
   async function act(id, action) {
@@ -183,6 +198,7 @@
     }
     $("detail-chart").replaceChildren(chart(d.sentiment_timeline || [], d.duration || 0));
     $("detail-analytics").textContent = callAnalytics(d.analytics);
+    showCustomer($("detail-customer"), d.customer);
     const turns = $("detail-turns");
     turns.replaceChildren();
     for (const t of d.turns) {
