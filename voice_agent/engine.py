@@ -22,7 +22,7 @@ from asr.streaming import UtteranceRecognizer
 from tts import Synthesizer
 from voice_agent.admission import LoadMonitor, MeasuredExecutor
 from voice_agent.config import Config
-from voice_agent.ports import Brain, TurnInput, TurnOutcome, Voice
+from voice_agent.ports import Brain, Spoken, TurnInput, TurnOutcome, Voice
 from voice_agent.session import CallSession, SessionSettings, TurnRecord
 
 
@@ -32,10 +32,10 @@ class TtsVoice:
     def __init__(self, synthesizer: Synthesizer) -> None:
         self.synth = synthesizer
 
-    async def speak(self, chunks: AsyncIterator[str], rate: int) -> AsyncIterator[np.ndarray]:
-        """Audio sentence by sentence while the text streams in."""
+    async def speak(self, chunks: AsyncIterator[str], rate: int) -> AsyncIterator[Spoken]:
+        """Audio sentence by sentence while the text streams in, each with the sentence it says."""
         async for chunk in self.synth.stream(chunks, rate):
-            yield chunk.samples
+            yield Spoken(chunk.samples, chunk.text)
 
     async def prompt(self, text: str, rate: int) -> np.ndarray:
         """A cached fixed prompt."""
@@ -166,7 +166,8 @@ class Engine:
         stored = kwargs.pop("on_turn", None)
 
         def on_turn(turn: TurnRecord) -> None:
-            self.load.note_answer(turn.voice_to_voice_ms)
+            # the caller waits for the answer, not for its "Okay.": admission judges by what they wait for
+            self.load.note_answer(turn.answer_audio_ms if turn.answer_audio_ms is not None else turn.voice_to_voice_ms)
             if stored is not None:
                 stored(turn)
 

@@ -7,8 +7,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 
 VOICE_TO_VOICE = Histogram(
-    "voice_agent_voice_to_voice_seconds", "End of caller speech to first agent audio frame out",
+    "voice_agent_voice_to_voice_seconds",
+    "End of caller speech to first agent audio frame out (the same figure as first_audio, kept for dashboards)",
     buckets=_LATENCY_BUCKETS)
+FIRST_AUDIO = Histogram(
+    "voice_agent_first_audio_seconds",
+    "End of caller speech to the first agent sound the caller hears (a cached acknowledgement or filler included)",
+    buckets=_LATENCY_BUCKETS)
+ANSWER_AUDIO = Histogram(
+    "voice_agent_answer_audio_seconds",
+    "End of caller speech to the first content word of the answer played to the caller (acknowledgements skipped)",
+    buckets=_LATENCY_BUCKETS)
+LOOP_LAG = Histogram(
+    "voice_agent_event_loop_lag_seconds", "How late a call's 20 ms event-loop tick woke",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
 ASR_FINAL = Histogram(
     "voice_agent_asr_final_seconds", "End of caller speech to final transcript", buckets=_LATENCY_BUCKETS)
 LLM_FIRST_TOKEN = Histogram(

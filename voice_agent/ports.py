@@ -71,11 +71,19 @@ class Brain(Protocol):
         ...
 
 
+@dataclass
+class Spoken:
+    """One piece of a streamed reply's audio and the text it says (so the session knows when the answer plays)."""
+
+    audio: np.ndarray  # float32 at the rate asked for
+    text: str
+
+
 class Voice(Protocol):
     """Text to speech shared by every call."""
 
-    def speak(self, chunks: AsyncIterator[str], rate: int) -> AsyncIterator[np.ndarray]:
-        """Audio (float32 at ``rate``) sentence by sentence as the text streams in."""
+    def speak(self, chunks: AsyncIterator[str], rate: int) -> AsyncIterator[np.ndarray | Spoken]:
+        """Audio (float32 at ``rate``) sentence by sentence as the text streams in; ``Spoken`` says its text."""
         ...
 
     async def prompt(self, text: str, rate: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad, UtteranceRecognizer
 from voice_agent import metrics
 from voice_agent.logs import call_id_var, log_event
-from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome, Voice
+from voice_agent.ports import Brain, Reply, Spoken, TurnInput, TurnOutcome, Voice
 from voice_agent.store.files import private_file
 
 log = logging.getLogger("voice_agent.session")
@@ -39,6 +39,26 @@ BACKCHANNEL = {
     "uh-huh", "uh huh", "mm-hmm", "mm hmm", "mhm", "hmm", "mm", "okay", "ok", "yeah", "yes", "yep", "right",
     "sure", "uh", "um", "ah", "oh", "i see", "alright", "all right", "got it", "cool", "", "you", "thank you",
 }
+# Words that are not yet the answer: the same list as ../shared/peers/answer_latency.py, which measures the
+# first *content* word on the recording ("Okay." and "Sure, let me check." are acknowledgements; an empathy
+# opener such as "I'm sorry about the trouble." is content there, and so it is here).
+ACK_WORDS = frozenset({
+    "okay", "ok", "sure", "right", "alright", "all", "yes", "yeah", "well", "so", "um", "uh", "hmm", "got", "it",
+    "thanks", "thank", "you", "let", "me", "check", "see", "one", "moment", "i", "a", "just"})
+LOOP_TICK_S = 0.02  # the event-loop watch wakes this often and records how late it woke
+
+
+def content_offset(text: str, complete: bool = True) -> int | None:
+    """Character offset of the first word of ``text`` that is not an acknowledgement (None: none yet).
+
+    ``complete=False``: the text is still streaming, so its last word counts only once whitespace follows it.
+    """
+    for m in re.finditer(r"\S+", text):
+        if not complete and m.end() == len(text):
+            return None
+        if m.group(0).lower().strip(".,!?'\"") not in ACK_WORDS:
+            return m.start()
+    return None
 
 
 @dataclass
@@ -78,7 +98,17 @@ class TurnRecord:
     llm_first_token: float | None = None
     tts_first_audio: float | None = None
     first_audio_out: float | None = None
-    voice_to_voice_ms: float | None = None
+    voice_to_voice_ms: float | None = None  # kept for compatibility: the same figure as first_audio_ms
+    # Latency as the caller hears it. first_audio: any agent sound after the caller's speech (a cached
+    # "Okay." or a filler included), led by asr_final -> llm_first_token -> tts_first_audio -> first_audio_out.
+    # answer_audio: the first content word (ACK_WORDS skipped), led by asr_final -> answer_first_text (the
+    # reply's first content text) -> answer_tts_audio (its audio synthesized) -> answer_audio_out (played).
+    first_audio_ms: float | None = None
+    first_audio_kind: str = ""  # what it was: filler, ack (the reply's own acknowledgement) or answer
+    answer_first_text: float | None = None
+    answer_tts_audio: float | None = None
+    answer_audio_out: float | None = None
+    answer_audio_ms: float | None = None
     interrupted: bool = False
     intent: str = ""
     filler: bool = False  # a short acknowledgement went out before the answer was ready
@@ -101,10 +131,13 @@ class CallResult:
     sentiment_timeline: list[dict[str, Any]]
     recording: str | None
     transfer: dict[str, Any] | None = None
+    loop_lag: dict[str, float | None] = field(default_factory=dict)  # event-loop tick lateness (ms)
 
     def report(self) -> dict[str, Any]:
         """The JSON report of the call."""
         lat = [t.voice_to_voice_ms for t in self.turns if t.voice_to_voice_ms is not None]
+        first = [t.first_audio_ms for t in self.turns if t.first_audio_ms is not None]
+        answer = [t.answer_audio_ms for t in self.turns if t.answer_audio_ms is not None]
         return {
             "call_id": self.call_id,
             "turns": [asdict(t) for t in self.turns],
@@ -117,6 +150,12 @@ class CallResult:
                 "turns": len(self.turns),
                 "p50_voice_to_voice_ms": _pct(lat, 50),
                 "p95_voice_to_voice_ms": _pct(lat, 95),
+                "p50_first_audio_ms": _pct(first, 50),
+                "p95_first_audio_ms": _pct(first, 95),
+                "p50_answer_audio_ms": _pct(answer, 50),
+                "p95_answer_audio_ms": _pct(answer, 95),
+                "loop_lag_p99_ms": self.loop_lag.get("p99_ms"),
+                "loop_lag_max_ms": self.loop_lag.get("max_ms"),
                 "transfer": self.transfer,
             },
             "recording": self.recording,
@@ -234,6 +273,16 @@ class Playout:
         """Whether audio is waiting (paused or not)."""
         return bool(self._frames) or bool(len(self._rest))
 
+    @property
+    def queued(self) -> int:
+        """Samples put so far (less what ``clear`` dropped): the position the next ``put`` starts at."""
+        return self._queued
+
+    @property
+    def played(self) -> int:
+        """Samples sent so far (the last frame sent ends here)."""
+        return self._played
+
 
 class EchoGuard:
     """Tells the caller's voice from the agent's own voice coming back on the line."""
@@ -333,6 +382,9 @@ class CallSession:
         self._partial: asyncio.Task[Any] | None = None
         self._partial_at = 0.0
         self._speech_start_t = 0.0
+        self._answer_at: tuple[TurnRecord, int] | None = None  # where the answer's first content sample is queued
+        self._unreported: list[TurnRecord] = []  # finished turns whose answer audio has not played yet
+        self._lags: list[float] = []  # event-loop tick lateness (s)
 
     # ---- time and events -------------------------------------------------------------
     @property
@@ -373,6 +425,7 @@ class CallSession:
         wav = self._open_recording()
         metrics.ACTIVE_CALLS.inc()
         self._event("call_start", rate=self.rate)
+        watch = asyncio.ensure_future(self._watch_loop())
         await self._say_prompt(self.brain.greeting(), kind="greeting")
         silence = np.zeros(self._playout.n, np.float32)
         try:
@@ -394,6 +447,7 @@ class CallSession:
                     break
                 self._timers()
         finally:
+            watch.cancel()
             left = [t for t in (self._reply_task, self._spec, self._barge_check, *self._tasks) if t is not None]
             for task in left:
                 if not task.done():
@@ -405,6 +459,8 @@ class CallSession:
             if wav is not None:
                 wav.close()
             metrics.ACTIVE_CALLS.dec()
+        self._answer_at = None
+        self._report_turns()  # turns whose answer never played (the caller hung up first)
         # A caller who hangs up while the agent speaks heard the agent up to here.
         self._agent_text_parts.extend(self._playout.heard())
         if self._agent_segment_start is not None:
@@ -415,7 +471,27 @@ class CallSession:
         metrics.CALLS.labels(self.outcome).inc()
         self._event("call_end", outcome=self.outcome)
         return CallResult(self.call_id, self.outcome, self.now, self.turns, self.events, self.transcript,
-                          self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer)
+                          self.timeline, str(self.recording_path) if self.recording_path else None, self.transfer,
+                          self.loop_lag())
+
+    async def _watch_loop(self) -> None:
+        """Wake every LOOP_TICK_S and record how late: the event loop's lag as the 20 ms pacing feels it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LOOP_TICK_S
+            await asyncio.sleep(LOOP_TICK_S)
+            lag = max(0.0, loop.time() - due)
+            self._lags.append(lag)
+            metrics.LOOP_LAG.observe(lag)
+
+    def loop_lag(self) -> dict[str, float | None]:
+        """The event loop's tick lateness so far: p50, p99 and max in ms, and how many ticks were measured."""
+        lags = self._lags
+        if not lags:
+            return {"p50_ms": None, "p99_ms": None, "max_ms": None, "ticks": 0}
+        ms = np.asarray(lags) * 1000
+        return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+                "max_ms": round(float(ms.max()), 2), "ticks": len(lags)}
 
     # ---- public API: what a front end (console takeover, phone leg, tests) may do to a live call ----
     async def say(self, text: str) -> None:
@@ -428,8 +504,8 @@ class CallSession:
 
         self.busy += 1
         try:
-            async for pcm in self.voice.speak(once(), self.rate):
-                self._playout.put(pcm)
+            async for item in self.voice.speak(once(), self.rate):
+                self._playout.put(item.audio if isinstance(item, Spoken) else item)
             self._playout.flush_tail()
             self._playout.mark(text)
         finally:
@@ -530,15 +606,38 @@ class CallSession:
             if self._agent_speaking_since is None:
                 self._agent_speaking_since = self.now
                 self._agent_segment_start = self.now - FRAME_S
+            self._answer_played()
             turn = self._current_turn
             if turn is not None and turn.first_audio_out is None and self._reply_started_audio:
                 turn.first_audio_out = self.now - FRAME_S
+                turn.first_audio_kind = "filler" if turn.filler else \
+                    "answer" if turn.answer_audio_out is not None else "ack"
                 if turn.end_of_speech is not None:
                     turn.voice_to_voice_ms = round((turn.first_audio_out - turn.end_of_speech) * 1000, 1)
+                    turn.first_audio_ms = turn.voice_to_voice_ms
                     _observe_latency(turn)
-        elif self._agent_speaking_since is not None and not self._playout.pending:
+        elif self._answer_at is not None:
+            self._answer_played()  # a cleared queue drops the answer's place
+        if self._agent_speaking_since is not None and not speaking and not self._playout.pending:
             self._agent_speaking_since = None
             self._close_agent_segment()
+
+    def _answer_played(self) -> None:
+        """Stamp the answer's first content word when the frame holding it has gone out."""
+        if self._answer_at is None:
+            return
+        turn, at = self._answer_at
+        if at >= self._playout.queued:  # cleared (barge-in, a key, interrupt): that answer is never heard
+            self._answer_at = None
+        elif at < self._playout.played:
+            start = self.now - FRAME_S + (at - (self._playout.played - self._playout.n)) / self.rate
+            turn.answer_audio_out = round(max(start, self.now - FRAME_S), 3)
+            if turn.end_of_speech is not None:
+                turn.answer_audio_ms = round((turn.answer_audio_out - turn.end_of_speech) * 1000, 1)
+                metrics.ANSWER_AUDIO.observe(turn.answer_audio_ms / 1000)
+            self._answer_at = None
+        if self._answer_at is None and self._unreported:
+            self._report_turns()
 
     def _close_agent_segment(self, interrupted: bool = False) -> None:
         """End the agent's segment at the audio actually played, with the text the caller heard."""
@@ -797,16 +896,24 @@ class CallSession:
                     if turn.llm_first_token is None:
                         turn.llm_first_token = round(self.now, 3)
                     parts.append(chunk)
+                    if turn.answer_first_text is None and content_offset("".join(parts), complete=False) is not None:
+                        turn.answer_first_text = round(self.now, 3)
                     yield chunk
+                if turn.answer_first_text is None and content_offset("".join(parts)) is not None:
+                    turn.answer_first_text = round(self.now, 3)
 
-            async for pcm in self.voice.speak(tokens(), self.rate):
+            async for item in self.voice.speak(tokens(), self.rate):
+                pcm = item.audio if isinstance(item, Spoken) else item
                 if turn.tts_first_audio is None:
                     turn.tts_first_audio = round(self.now, 3)
                     filler.cancel()
                 self._reply_started_audio = True
                 self._pending_text = ""
                 # The text read so far is what this audio says (the voice speaks sentence by sentence).
-                self._playout.put(pcm, "".join(parts[said:]))
+                text = "".join(parts[said:])
+                if turn.answer_tts_audio is None:
+                    self._find_answer(turn, pcm, item.text if isinstance(item, Spoken) else text)
+                self._playout.put(pcm, text)
                 said = len(parts)
             self._playout.flush_tail()
             self._playout.mark("".join(parts[said:]))
@@ -834,8 +941,8 @@ class CallSession:
         self.timeline.append({"t": turn.end_of_speech, "turn": turn.index, "label": outcome.sentiment,
                               "score": outcome.sentiment_score, "mood": outcome.mood})
         self._pending_text = ""
-        if self.on_turn is not None:
-            self.on_turn(turn)
+        self._unreported.append(turn)
+        self._report_turns()  # now, or once its answer has played (its latency is known then)
         if outcome.escalate:
             self.transfer = {"reason": outcome.reason, "summary": outcome.summary}
             self._event("transfer", reason=outcome.reason, summary=outcome.summary)
@@ -846,6 +953,23 @@ class CallSession:
             self._event("hangup", reason=outcome.intent or "goodbye")
             self.outcome = "resolved"
             self._ending = True
+
+    def _find_answer(self, turn: TurnRecord, audio: np.ndarray, text: str) -> None:
+        """Where in the queued agent audio the answer's first content word starts (the text's share of it)."""
+        offset = content_offset(text)
+        if offset is None or not len(audio):
+            return
+        turn.answer_tts_audio = round(self.now, 3)
+        self._answer_at = (turn, self._playout.queued + int(len(audio) * offset / max(1, len(text.rstrip()))))
+
+    def _report_turns(self) -> None:
+        """Hand finished turns to ``on_turn`` once their answer's first word has played (or never will)."""
+        waiting = self._answer_at[0] if self._answer_at is not None else None
+        ready = [t for t in self._unreported if t is not waiting]
+        self._unreported = [t for t in self._unreported if t is waiting]
+        for turn in ready:
+            if self.on_turn is not None:
+                self.on_turn(turn)
 
     async def _filler_later(self, turn: TurnRecord) -> None:
         """A short acknowledgement when the answer is slow, so the line is never dead."""
@@ -913,6 +1037,7 @@ def _write_stereo(wav: wave.Wave_write, caller: np.ndarray, agent: np.ndarray) -
 def _observe_latency(turn: TurnRecord) -> None:
     if turn.voice_to_voice_ms is not None:
         metrics.VOICE_TO_VOICE.observe(turn.voice_to_voice_ms / 1000)
+        metrics.FIRST_AUDIO.observe(turn.voice_to_voice_ms / 1000)
     if turn.asr_final is not None and turn.end_of_speech is not None:
         metrics.ASR_FINAL.observe(max(0.0, turn.asr_final - turn.end_of_speech))
     if turn.llm_first_token is not None and turn.asr_final is not None:
