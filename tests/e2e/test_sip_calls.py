@@ -451,3 +451,44 @@ def test_an_overloaded_box_turns_new_callers_away_with_503(engine: Any, engine_h
     finally:
         srv.stop()
         engine.load = original
+
+
+def test_caller_from_the_directory_is_greeted_by_name_and_linked(engine: Any, engine_home: Path,
+                                                                 tmp_path: Path) -> None:
+    """A trusted trunk asserts the caller's number (P-Asserted-Identity); the From is anonymous. The number is
+    Anna's in examples/customers.csv: the agent greets her by name and the stored call carries her customer id,
+    which erasure by customer id then finds."""
+    need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
+    from voice_agent.protection.erasure import erase_subject
+
+    config = load_config(env={"VOICE_AGENT_HOME": str(engine_home)})
+    config.sip.listen = f"127.0.0.1:{free_port()}"
+    config.sip.trunks = [{"name": "pbx", "allow_ips": ["127.0.0.1"], "trust_identity": True}]
+    config.customers.directory = str(ROOT / "examples" / "customers.csv")
+    # The caller: six seconds of line silence (mu-law 0xFF) while the agent answers, then BYE.
+    (tmp_path / "caller.ul").write_bytes(b"\xff" * 8000 * 6)
+    scenario = (SCENARIOS / "uac_stream_caller.xml").read_text()
+    asserted = "      P-Asserted-Identity: <tel:+44-7700-900123>\n"
+    scenario = scenario.replace("CSeq: 1 INVITE\n", "CSeq: 1 INVITE\n" + asserted)
+    scenario = scenario.replace('<pause milliseconds="16000"/>', '<pause milliseconds="6000"/>')
+    assert "P-Asserted-Identity" in scenario
+    (tmp_path / "caller.xml").write_text(scenario)
+    srv = PhoneServer(config, engine)
+    try:
+        before = len(srv.frontend.results)
+        proc = subprocess.run(
+            ["sipp", "-sf", str(tmp_path / "caller.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
+             "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", "40s", f"127.0.0.1:{srv.port}"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        result = srv.wait_results(before + 1)[before]
+        store = srv.frontend.store
+        rec = store.get_call(result.call_id)
+        assert rec.meta.get("customer_id") == "C-1001" and rec.meta.get("identified_by") == "phone", rec.meta
+        greeting = next(s for s in store.segments(rec.id) if s["speaker"] == "agent")
+        assert greeting["text"].startswith("Hello Anna, thank you for calling"), greeting
+        assert store.customer_calls("C-1001", 10)[0].id == rec.id
+        receipt = erase_subject(store, customer="C-1001", by="test", via="test")
+        assert rec.id in receipt["call_ids"]
+    finally:
+        srv.stop()
