@@ -157,10 +157,12 @@ def test_gaps_group_by_meaning_with_minilm() -> None:
     embedder = shared_embedder()
     gaps = [_gap("a", 0, DAY + 1, "Do you sell gift cards?"), _gap("b", 0, DAY + 2, "Can I buy a gift voucher?"),
             _gap("c", 0, DAY + 3, "Is there parking at your shop?"),
-            _gap("d", 0, DAY + 4, "Where can I park my car near the store?")]
-    with_meaning = group_gaps(gaps, embedder.encode, threshold=0.55)
-    assert sorted(g["count"] for g in with_meaning) == [2, 2], [(g["question"], g["examples"]) for g in with_meaning]
-    assert len(group_gaps(gaps)) == 4  # the words alone keep them apart
+            _gap("d", 0, DAY + 4, "Where can I park my car near the store?"),
+            _gap("e", 0, DAY + 5, "Is there a branch in Paris?"), _gap("f", 0, DAY + 6, "You have an office in Paris."),
+            _gap("g", 0, DAY + 7, "Can I bring my dog to the shop?")]
+    with_meaning = group_gaps(gaps, embedder.encode)
+    assert sorted(g["count"] for g in with_meaning) == [1, 2, 2, 2], [g["examples"] for g in with_meaning]
+    assert len(group_gaps(gaps)) == 7  # the words alone keep them apart
 
 
 def _rows() -> list[dict[str, Any]]:
