@@ -166,6 +166,29 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def trailing_silence(audio: np.ndarray, silence_s: float) -> float:
+    """Seconds from the last clearly voiced 5 ms of a turn's 16 kHz audio to its end (``silence_s`` if unclear).
+
+    Silero decides in 32 ms chunks and releases slowly, so its silence count starts 50-80 ms after the
+    speech stops. The energy rule of ../shared/peers/v2v.py (which measures the recording) finds the edge:
+    threshold = max(floor + 12 dB, peak - 45 dB, -65 dBFS) over the turn's 20 ms frames. Only an edge within
+    0.3 s before (or one chunk after) Silero's estimate is believed.
+    """
+    block = ASR_RATE // 200
+    n = (len(audio) // (4 * block)) * 4
+    if n < 20:
+        return silence_s
+    x = audio[len(audio) - n * block :].astype(np.float64).reshape(n, block)
+    energy = np.mean(x * x, axis=1)
+    frames = 10 * np.log10(energy.reshape(-1, 4).mean(axis=1) + 1e-10)
+    thr = max(float(np.percentile(frames, 10)) + 12, float(np.percentile(frames, 99)) - 45, -65.0)
+    voiced = np.flatnonzero(10 * np.log10(energy + 1e-10) >= thr)
+    if not len(voiced):
+        return silence_s
+    trailing = (n - 1 - int(voiced[-1])) * block / ASR_RATE
+    return trailing if silence_s - 0.032 <= trailing <= silence_s + 0.3 else silence_s
+
+
 class Resampler:
     """Stateful resampling of a stream of frames (no clicks at frame edges)."""
 
@@ -746,8 +769,8 @@ class CallSession:
         self._ep.hint = ""
         if self._playout.pending and not self._playout.paused:
             return  # the agent kept the floor: this was echo or a backchannel
-        # Speech really ended one end-of-turn silence ago.
-        end_of_speech = self.now - self._ep.silence_ms / 1000
+        # Speech really ended about one end-of-turn silence ago: where exactly, the energy says.
+        end_of_speech = self.now - trailing_silence(audio, self._ep.silence_ms / 1000)
         # A speculative decode still alive covers all the speech: a RESUME would have dropped it.
         spec, self._spec = self._spec, None
         self._last_turn_end = self.now

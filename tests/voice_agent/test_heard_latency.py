@@ -19,7 +19,7 @@ from tests.voice_agent.fakes import FakeReply, FakeVoice, tone
 from tests.voice_agent.test_session_api import RATE, ClosableBrain, DeafRecognizer, Line, until
 from voice_agent.engine import Engine
 from voice_agent.ports import Spoken, TurnInput, TurnOutcome
-from voice_agent.session import CallSession, SessionSettings, TurnRecord, content_offset
+from voice_agent.session import CallSession, SessionSettings, TurnRecord, content_offset, trailing_silence
 
 
 class ScriptedReply(FakeReply):
@@ -197,3 +197,15 @@ async def test_admission_judges_by_the_answer_when_there_is_one() -> None:
     result = await line.run()
     assert noted == [result.turns[0].answer_audio_ms] and noted[0] is not None
     assert noted[0] > (result.turns[0].first_audio_ms or 0)
+
+
+def test_end_of_speech_is_the_last_voiced_audio_not_silero_s_late_release() -> None:
+    rng = np.random.default_rng(1)
+    speech = tone(RATE, 1.5)
+    quiet = (rng.standard_normal(int(RATE * 0.5)) * 1e-4).astype(np.float32)  # a line's noise floor
+    audio = np.concatenate([quiet[:3200], speech, quiet])
+    # Silero counted 0.436 s of silence (its chunks and release); the audio says 0.5 s
+    assert trailing_silence(audio, 0.436) == pytest.approx(0.5, abs=0.006)
+    # nothing clear (all noise) or an edge far from Silero's: Silero's figure stands
+    assert trailing_silence(quiet, 0.3) == 0.3
+    assert trailing_silence(np.concatenate([speech, quiet, quiet]), 0.3) == 0.3

@@ -45,8 +45,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.report:
         args.report.write_text(text + "\n")
         s = report["summary"]
-        print(f"call {report['call_id']}: {s['outcome']}, {s['turns']} turns, voice-to-voice p50 "
-              f"{s['p50_voice_to_voice_ms']} ms, p95 {s['p95_voice_to_voice_ms']} ms", file=sys.stderr)
+        print(f"call {report['call_id']}: {s['outcome']}, {s['turns']} turns, first audio p50 "
+              f"{s['p50_first_audio_ms']} ms (p95 {s['p95_first_audio_ms']}), answer audio p50 "
+              f"{s['p50_answer_audio_ms']} ms (p95 {s['p95_answer_audio_ms']}), event-loop lag p99 "
+              f"{s['loop_lag_p99_ms']} ms", file=sys.stderr)
     else:
         print(text)
     return 0
