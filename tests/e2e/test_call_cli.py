@@ -86,6 +86,50 @@ def test_recording_is_stereo_and_aligned(multiturn: tuple[dict[str, Any], Path],
     assert abs(audio.shape[1] / 16000 - report["summary"]["duration_s"]) < 0.1
 
 
+def test_report_agrees_with_the_recording(multiturn: tuple[dict[str, Any], Path]) -> None:
+    """The session's own latency figures, checked from the outside on its stereo recording.
+
+    ../shared/peers/v2v.py (energy, 5 ms) finds each caller turn's end and the agent's first sound: the
+    report's end_of_speech, first_audio_out and first_audio_ms agree within 60 ms. answer_latency.py
+    transcribes the agent channel and times the first content word: Whisper tiny's word timings are
+    coarser, so the report's answer_audio_ms agrees within 250 ms (and exactly, via v2v, when the first
+    sound is already the answer).
+    """
+    from tests.conftest import need
+
+    peers = ROOT.parent / "shared" / "peers"
+    need((peers / "v2v.py").exists(), f"{peers} is absent (the measuring tools live beside the repository)")
+    report, rec = multiturn
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+
+    def tool(name: str) -> dict[str, Any]:
+        proc = subprocess.run([sys.executable, str(peers / name), *(["--quiet"] if name == "v2v.py" else []),
+                               str(rec)], capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
+    sound, words = tool("v2v.py"), tool("answer_latency.py")
+    assert len(sound["turns"]) == len(report["turns"]) == len(words["turns"]) == 4
+    for ours, heard, said in zip(report["turns"], sound["turns"], words["turns"], strict=True):
+        assert abs(ours["end_of_speech"] - heard["caller_end_s"]) <= 0.06, (ours, heard)
+        assert abs(ours["first_audio_out"] - heard["agent_onset_s"]) <= 0.06, (ours, heard)
+        assert abs(ours["first_audio_ms"] - heard["latency_ms"]) <= 60, (ours, heard)
+        assert ours["voice_to_voice_ms"] == ours["first_audio_ms"]
+        assert ours["answer_audio_ms"] is not None and said["answer_ms"] is not None, (ours, said)
+        assert abs(ours["answer_audio_ms"] - said["answer_ms"]) <= 250, (ours, said)
+        if ours["first_audio_kind"] == "answer":
+            assert ours["answer_audio_ms"] == ours["first_audio_ms"]
+        else:
+            assert ours["answer_audio_ms"] > ours["first_audio_ms"]
+        stages = [ours[k] for k in ("end_of_speech", "asr_final", "answer_first_text", "answer_tts_audio",
+                                     "answer_audio_out")]
+        assert stages == sorted(stages), stages
+    s = report["summary"]
+    assert s["p50_first_audio_ms"] is not None and s["p50_answer_audio_ms"] is not None
+    assert s["loop_lag_p99_ms"] is not None
+
+
 def test_call_is_stored(multiturn: tuple[dict[str, Any], Path]) -> None:
     report, _ = multiturn
     from voice_agent.store import CallStore
@@ -93,7 +137,10 @@ def test_call_is_stored(multiturn: tuple[dict[str, Any], Path]) -> None:
     store = CallStore(f"sqlite:///{ROOT / 'var' / 'test-home' / 'calls.db'}")
     call_rec = store.get_call(report["call_id"])
     assert call_rec.outcome == "transferred"
-    assert len(store.turns(call_rec.id)) == 4
+    stored = store.turns(call_rec.id)
+    assert len(stored) == 4
+    for key in ("first_audio_ms", "answer_audio_ms", "answer_audio_out", "first_audio_kind"):
+        assert [t[key] for t in stored] == [t[key] for t in report["turns"]], key
     assert any(e["type"] == "transfer" for e in store.events(call_rec.id))
     assert {s["speaker"] for s in store.segments(call_rec.id)} == {"caller", "agent"}
     assert call_rec.meta["sentiment_timeline"]
