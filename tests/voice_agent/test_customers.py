@@ -286,8 +286,12 @@ async def test_verification_through_the_dialog_links_the_call() -> None:
     assert await verifier("10012345", "EH11YZ") is None
 
 
-def test_customer_calls_on_the_store(tmp_path: Path) -> None:
-    store = CallStore(f"sqlite:///{tmp_path / 'calls.db'}")
+@pytest.mark.parametrize("sealed", [False, True])
+def test_customer_calls_on_the_store(store_url: str, sealed: bool) -> None:
+    """SQLite and PostgreSQL; with a key the customer id is sealed in the details and found by its keyed ref."""
+    from tests.voice_agent.test_store_protection import cipher
+
+    store = CallStore(store_url, cipher=cipher() if sealed else None)
     for i in range(4):
         store.add_call("phone", "x", started_at=1000.0 + i, outcome="contained", meta={"customer_id": "C-1"})
     store.start_call("live", "phone", "x", worker="w", meta={"customer_id": "C-1"})

@@ -134,3 +134,21 @@ async def test_a_badly_signed_reference_is_ignored_and_logged_without_it(
     assert rejected and "badly signed" in json.dumps(getattr(rejected[0], "fields", {}))
     logged = " ".join(r.getMessage() + json.dumps(getattr(r, "fields", {}), default=str) for r in caplog.records)
     assert "C-1001" not in logged and forged[-20:] not in logged
+
+
+async def test_a_customer_who_refused_recording_is_not_recorded(call_client: TestClient[Any, Any], store: CallStore,
+                                                                generated: Gen) -> None:
+    # Chiara's record says consent_recording = no
+    caller, body = await _call(call_client, {"customer_ref": sign_reference(SECRET, "C-1003")}, generated)
+    try:
+        assert (await caller.wait_for("greeting"))["text"] == "Hello Chiara, thank you for calling."
+        await caller.wait_for("agent_text", timeout=30)
+        caller.send({"type": "hangup"})
+        await caller.wait_for("call_end")
+    finally:
+        await caller.close()
+    await _ended(call_client, body["call_id"])
+    rec = store.get_call(body["call_id"])
+    assert rec.meta["customer_id"] == "C-1003" and rec.meta["recording_refused"] is True
+    assert not rec.meta.get("recording")
+    assert not list(Path(call_client.app[STATE].recordings).glob(f"*{rec.id}*"))
