@@ -20,6 +20,12 @@ _DOC = {"name": "name", "in": "path", "required": True, "schema": {"type": "stri
 _SDP_IN = {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["sdp"],
     "properties": {"sdp": {"type": "string"}, "type": {"type": "string", "enum": ["offer"]}}}}}}
+# A caller's offer may carry the widget's signed customer reference (customers.reference_secret); unsigned or
+# badly signed ones are ignored.
+_OFFER_IN = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["sdp"],
+    "properties": {"sdp": {"type": "string"}, "type": {"type": "string", "enum": ["offer"]},
+                   "customer_ref": {"type": "string", "description": "<customer id>.<hex HMAC-SHA256 of the id>"}}}}}}
 _SDP_OUT = _json({"type": "object", "properties": {"sdp": {"type": "string"}, "type": {"type": "string"},
                                                     "call_id": {"type": "string"}}}, "SDP answer")
 
@@ -76,7 +82,7 @@ def document() -> dict[str, Any]:
                 "delete": _op("Sign out", _json(_OBJ), public=True),
             },
             "/api/webrtc/offer": {"post": _op("Start a browser call (SDP offer in, answer out)", _SDP_OUT,
-                                              400, 429, 503, body=_SDP_IN, public=True)},
+                                              400, 429, 503, body=_OFFER_IN, public=True)},
             "/api/webrtc/config": {"get": _op("ICE servers for browser calls", _json({
                 "type": "object", "properties": {"ice_servers": {"type": "array", "items": _OBJ}}}), public=True)},
             "/api/calls": {"get": _op("Search past calls", _json({"type": "object", "properties": {
