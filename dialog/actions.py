@@ -462,6 +462,7 @@ def parse_postcode(text: str, spec: SlotSpec) -> SlotValue | None:
     Candidates are runs of whole words (so 'for SW1A 1AA on' never borrows letters from 'for'); the longest
     and then the last one wins.
     """
+    text = re.sub(r"\bdouble[\s-]*(?:u|you)\b", "W", text, flags=re.I)  # how W is said
     words = re.findall(r"[A-Za-z0-9]+", text)
     tokens = [_SPELLING.get(w.lower(), w.upper()) for w in words]
     best: SlotValue | None = None

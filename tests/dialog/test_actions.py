@@ -136,7 +136,7 @@ def test_dates(said: str, iso: str | None) -> None:
     ("said", "code"),
     [("SW1A 1AA", "SW1A 1AA"), ("it's s w one a one a a", "SW1A 1AA"), ("sw1a1aa.", "SW1A 1AA"),
      ("for SW1A 1AA on Tuesday", "SW1A 1AA"), ("M1 1AE", "M1 1AE"), ("the postcode is E C 1 A 1 B B", "EC1A 1BB"),
-     ("hello there", None), ("12345", None), ("SW1A", None)],
+     ("S double U 1 A, 1 A A", "SW1A 1AA"), ("hello there", None), ("12345", None), ("SW1A", None)],
 )
 def test_postcodes(said: str, code: str | None) -> None:
     value = parse_postcode(said, SlotSpec("postcode", "postcode", "?"))
