@@ -28,6 +28,7 @@ COMMANDS = [
     "keys",
     "erase",
     "retention",
+    "customers",
 ]
 
 
@@ -41,7 +42,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (("asr.errors", "AsrError"), ("dialog.errors", "DialogError"),
                          ("tts.errors", "TtsError"), ("telephony.errors", "TelephonyError"),
                          ("voice_agent.store", "StoreError"), ("voice_agent.protection.cipher", "SealError"),
-                         ("voice_agent.protection.erasure", "ErasureError")):
+                         ("voice_agent.protection.erasure", "ErasureError"),
+                         ("voice_agent.customers.directory", "DirectoryError")):
         try:
             found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

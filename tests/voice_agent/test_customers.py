@@ -309,3 +309,22 @@ def test_config_checks() -> None:
     assert config.customers.directory == str(SAMPLE) and config.customers.verify == "off"
     with pytest.raises(ConfigError, match=r"customers\.verify"):
         load_config(env={}, overrides={"customers": {"verify": "sometimes"}})
+
+
+def test_cli_signs_checks_and_looks_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from voice_agent.cli import main
+
+    monkeypatch.setenv("VOICE_AGENT_HOME", str(tmp_path))
+    where = ["--set", f"customers.directory={SAMPLE}"]
+    assert main(["--set", "customers.reference_secret=k", "customers", "sign", "C-1001"]) == 0
+    assert check_reference("k", capsys.readouterr().out.strip()) == "C-1001"
+    assert main([*where, "customers", "check"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"directory": "CsvDirectory", "customers": 4}
+    assert main([*where, "customers", "lookup", "--phone", "07700 900123"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Anna Lindqvist"
+    assert main([*where, "customers", "lookup", "--id", "C-0"]) == 1
+    assert main(["--set", f"customers.directory={tmp_path / 'gone.csv'}", "customers", "check"]) == 2
+    assert "gone.csv: No such file" in capsys.readouterr().err
+    assert main(["customers", "sign", "C-1001"]) == 2
+    assert "reference_secret is not set" in capsys.readouterr().err
