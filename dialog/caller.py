@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from dialog import intents
 from dialog.numbers import DIGIT_WORDS, to_words
 
 # "what plan am I on", "check my account", "my open tickets": about the caller's own record. Narrow on purpose:
@@ -66,6 +67,11 @@ class CallerContext:
 Verifier = Callable[[str, str], Awaitable["CallerContext | None"]]
 
 
+def dtmf_free(text: str) -> bool:
+    """Whether a turn has words (a key press is a turn without text)."""
+    return bool(text and text.strip())
+
+
 def spoken_digits(text: str) -> str:
     """The digits of an account number as said or typed ("one two three", "1-2-3", "123")."""
     out = []
@@ -113,6 +119,9 @@ class CallerDesk:
     def concerns(self, text: str) -> bool:
         """Whether this turn is the desk's: an answer to its question, or a question about the caller's account."""
         if self.state:
+            if dtmf_free(text) and intents.detect_intent(text).name in (intents.HUMAN, intents.GOODBYE):
+                self.state, self._account, self._keys = "", "", ""  # a way out: the policy handles it from here
+                return False
             return True
         if not ACCOUNT_QUESTION.search(text or ""):
             return False

@@ -80,6 +80,18 @@ async def test_verification_by_voice_and_keypad(kb_brain: Brain) -> None:
     assert "can't look at your account" in said and call.caller.context is None and call.caller.state == ""
 
 
+async def test_a_caller_can_leave_the_verification_for_a_human(kb_brain: Brain) -> None:
+    async def verify(account: str, postcode: str) -> CallerContext | None:
+        return None
+
+    call = kb_brain.open_call()
+    call.set_caller(None, verify)
+    await _say(call, "can you check my account")
+    reply = await call.respond("I want to speak to a real person")
+    decision = await reply.outcome()
+    assert decision.escalate and call.caller.state == ""
+
+
 async def test_policy_off_leaves_account_questions_to_the_kb(kb_brain: Brain) -> None:
     async def verify(account: str, postcode: str) -> CallerContext | None:
         raise AssertionError("never asked")
