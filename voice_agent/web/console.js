@@ -104,6 +104,7 @@
       transfer_message: ["agent", "Assistant"], human_text: ["human", "Agent"] };
     for (const ev of d.events) {
       if (who[ev.type]) box.append(el("p", { class: "line " + who[ev.type][0] }, el("b", {}, who[ev.type][1]), " " + ev.text));
+      else if (ev.type === "action") box.append(el("p", { class: "muted" }, actionLine(ev)));
       else if (ev.type === "transfer" || ev.type === "takeover") box.append(el("p", { class: "muted" }, ev.type + (ev.agent ? " → " + ev.agent : "") + (ev.reason ? ": " + ev.reason : "")));
     }
     box.scrollTop = box.scrollHeight;
@@ -197,7 +198,8 @@
       tr.append(el("p", { class: "line " + s.speaker }, el("span", { class: "muted" }, dur(s.start) + " "), el("b", {}, s.speaker), " " + s.text));
     }
     $("detail-chart").replaceChildren(chart(d.sentiment_timeline || [], d.duration || 0));
-    $("detail-analytics").textContent = callAnalytics(d.analytics);
+    $("detail-analytics").textContent = callAnalytics(d.analytics) +
+      (d.events || []).filter((e) => e.type === "action").map((e) => " · " + actionLine(e)).join("");
     showCustomer($("detail-customer"), d.customer);
     const turns = $("detail-turns");
     turns.replaceChildren();
@@ -222,6 +224,13 @@
     try { data = await api("GET", "/api/audit?limit=200"); } catch (err) { message(err.message); return; }
     $("audit-rows").replaceChildren(...data.audit.map((r) => el("tr", {}, el("td", {}, when(r.at)), el("td", {}, r.user),
       el("td", {}, r.action), el("td", {}, r.target), el("td", { class: "caption" }, JSON.stringify(r.detail)))));
+  }
+
+  function actionLine(e) {
+    // An action the assistant carried out (or dropped): its name, outcome, time and slots (personal ones masked).
+    const slots = Object.entries(e.slots || {}).map(([k, v]) => k + "=" + v).join(", ");
+    return "action " + e.name + ": " + e.outcome + (e.error ? " (" + e.error + ")" : "") +
+      (e.latency_ms != null ? ", " + Math.round(e.latency_ms) + " ms" : "") + (slots ? " [" + slots + "]" : "");
   }
 
   function callAnalytics(a) {
