@@ -328,3 +328,48 @@ def test_cli_signs_checks_and_looks_up(tmp_path: Path, monkeypatch: pytest.Monke
     assert "gone.csv: No such file" in capsys.readouterr().err
     assert main(["customers", "sign", "C-1001"]) == 2
     assert "reference_secret is not set" in capsys.readouterr().err
+
+
+async def test_keypad_verification_through_a_session() -> None:
+    """Keys typed quickly through a real CallSession reach the dialog's verification one by one: the silent
+    replies to digits do not disturb the call, and the hash ends each answer."""
+    from dialog.caller import CallerContext, CallerDesk
+    from tests.voice_agent.fakes import FakeBrain, FakeReply
+    from tests.voice_agent.test_session_api import make
+    from voice_agent.ports import TurnInput, TurnOutcome
+    from voice_agent.session import CallSession
+
+    async def verify(account: str, postcode: str) -> CallerContext | None:
+        return CallerContext("C-1001", first_name="Anna", plan="Fiber 500") if (account, postcode) == (
+            "10012345", "10001") else None
+
+    class DeskBrain(FakeBrain):
+        """The dialog's caller desk behind the session's Brain port (as dialog.Call._caller_reply does)."""
+
+        def __init__(self) -> None:
+            super().__init__(token_delay=0.0)
+            self.desk = CallerDesk(verify)
+            self.desk.state = "account"  # the caller asked about their account
+
+        async def respond(self, turn: TurnInput) -> FakeReply:
+            self.turns.append(turn)
+            said = await self.desk.handle(turn.text, turn.dtmf)
+            return FakeReply(" ".join(said), TurnOutcome(), 0.0)
+
+    brain = DeskBrain()
+    line = make(brain)
+    keys = iter("10012345#10001#")
+
+    async def script(s: CallSession, tick: int) -> None:
+        if tick >= 30 and tick % 3 == 0:  # a key every 60 ms, while the agent may still be talking
+            key = next(keys, None)
+            if key is not None:
+                s.press(key)
+
+    line.ticks, line.script = 300, script
+    result = await line.run()
+    assert brain.desk.context is not None and brain.desk.context.customer_id == "C-1001"
+    agent = " ".join(t["text"] for t in result.transcript if t["speaker"] == "agent")
+    # the postcode question was cut short by the first key of the postcode (a key interrupts the agent)
+    assert "Thank you, Anna. You're on the Fiber 500 plan." in agent and result.outcome != "error"
+    assert len(brain.turns) == 15
