@@ -162,6 +162,8 @@ class ActionTurns:
         assert self.port is not None
         action = flow.action
         started = time.perf_counter()
+        if self._undo:  # the request is going out: taking this turn back must not bring the "yes" back with it
+            self._undo[-1] = None
         task = asyncio.ensure_future(self._invoke(action, flow.slot_values()))
 
         def late(done: asyncio.Future[ActionResult]) -> None:  # the caller cut the reply off: audit it anyway

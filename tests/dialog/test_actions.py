@@ -408,3 +408,37 @@ async def test_a_retracted_turn_restores_the_flow(make_brain: Any) -> None:
     call.retract()  # the caller kept talking: "Tuesday" will come again with the rest
     said = await talk(call, "Tuesday in the afternoon")
     assert said[0][0] == "And what's the postcode of the address?"
+
+
+async def test_a_yes_taken_back_after_the_request_went_out_books_once(make_brain: Any) -> None:
+    """The caller's "yes ... please" split in two: the first part started the call, the merged turn must not
+    start another (the session retracts the interrupted turn and sends both parts again)."""
+    gate = asyncio.Event()
+
+    class SlowPort(FakePort):
+        async def invoke(self, action: ActionSpec, slots: dict[str, str]) -> ActionResult:
+            self.calls.append((action.name, dict(slots)))
+            await gate.wait()
+            return self.result
+
+    port = SlowPort()
+    call = make_brain(port).open_call()
+    await talk(call, "Can you book a technician on Tuesday morning for SW1A 1AA?")
+    reply = await call.respond("yes")
+    stream = reply.stream()
+    assert "one moment" in await stream.__anext__()
+    pending = asyncio.ensure_future(stream.__anext__())
+    while not port.calls:  # wait until the request is out
+        await asyncio.sleep(0)
+    pending.cancel()  # the caller kept talking: the session cancels the reply, closes it and retracts the turn
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await reply.aclose()
+    call.retract()
+    gate.set()
+    said = await talk(call, "yes please")
+    assert len(port.calls) == 1
+    assert "Shall I go ahead" not in said[0][0]
+    (_, later), = await talk(call, "thanks")
+    audits = [a for d in (said[0][1], later) for a in d.extra.get("actions", [])]
+    assert [a["outcome"] for a in audits] == ["ok"]  # the cut-off call is audited with a later turn
