@@ -7,6 +7,8 @@ on the voices, the models, the cores and what else runs. Three measurements deci
 - how long model work waits for a free model thread (a saturated box queues before it slows);
 - the event loop's lateness (RTP for every call is paced on it).
 
+A box with no call in progress always takes one.
+
 When one of them is over its limit, new calls get "busy" (SIP 503 with Retry-After, a polite message in the
 browser) until the measurement has come back under a lower mark (hysteresis), so the box does not flap.
 """
@@ -36,7 +38,7 @@ class AdmissionSettings:
     enabled: bool = True
     max_answer_ms: float = 2000.0  # p95 of recent answer latencies
     max_model_wait_ms: float = 500.0  # p95 of recent waits for a model thread
-    max_loop_lag_ms: float = 150.0  # p99 of recent event-loop lateness
+    max_loop_lag_ms: float = 150.0  # p95 of recent event-loop lateness (one hiccup is not a load)
     answer_window_s: float = 60.0
     wait_window_s: float = 10.0
     min_samples: int = 3  # fewer recent answers than this say nothing yet
@@ -172,18 +174,24 @@ class LoadMonitor:
 
     def readings(self) -> dict[str, float]:
         """The current measurements (ms), for logs, /metrics and the refusal reason."""
-        answers = self.answers.values()
+        enough = self.settings.min_samples
+        answers, waits = self.answers.values(), self.waits.values()
         return {
-            "answer_p95_ms": percentile(answers, 95) if len(answers) >= self.settings.min_samples else 0.0,
+            "answer_p95_ms": percentile(answers, 95) if len(answers) >= enough else 0.0,
             "answers": float(len(answers)),
-            "model_wait_p95_ms": percentile(self.waits.values(), 95),
+            "model_wait_p95_ms": percentile(waits, 95) if len(waits) >= enough else 0.0,
+            "loop_lag_p95_ms": percentile(self.lags.values(), 95),
             "loop_lag_p99_ms": percentile(self.lags.values(), 99),
         }
 
-    def refusal(self) -> Refusal | None:
-        """None when a new call can be answered in time; else why not."""
+    def refusal(self, active_calls: int | None = None) -> Refusal | None:
+        """None when one more call can be answered in time; else why not.
+
+        A box with no call in progress always takes one: whatever made it slow (start-up, another
+        program) is not something turning callers away would relieve.
+        """
         s = self.settings
-        if not s.enabled:
+        if not s.enabled or active_calls == 0:
             return None
         r = self.readings()
         checks = (
@@ -191,7 +199,7 @@ class LoadMonitor:
              s.answer_window_s),
             ("model_wait", r["model_wait_p95_ms"], s.max_model_wait_ms,
              "model work waited {v:.0f} ms (p95) for a free thread", s.wait_window_s),
-            ("loop_lag", r["loop_lag_p99_ms"], s.max_loop_lag_ms, "the event loop ran {v:.0f} ms late (p99)",
+            ("loop_lag", r["loop_lag_p95_ms"], s.max_loop_lag_ms, "the event loop ran {v:.0f} ms late (p95)",
              s.wait_window_s),
         )
         reasons = []

@@ -172,7 +172,8 @@ class PhoneFrontend:
 
     def _admit(self) -> tuple[str, int] | None:
         """None when a new call can be answered in time; else why not and when to retry (SIP 503)."""
-        refusal = self.load.refusal() if self.load is not None else None
+        active = self.live.active_calls() if self.live is not None else self.ua.active_calls
+        refusal = self.load.refusal(active) if self.load is not None else None
         return (refusal.reason, refusal.retry_after_s) if refusal is not None else None
 
     @property

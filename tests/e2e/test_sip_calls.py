@@ -429,7 +429,8 @@ def test_a_model_that_raises_ends_only_its_call(server: PhoneServer, engine: Any
 
 def test_an_overloaded_box_turns_new_callers_away_with_503(engine: Any, engine_home: Path, generated: Gen,
                                                           tmp_path: Path) -> None:
-    """Answers measured slower than admission.max_answer_ms: the next caller gets 503 + Retry-After, no call starts."""
+    """A call in progress whose answers are slower than admission.max_answer_ms: the next caller gets 503 and a
+    Retry-After, the call in progress goes on."""
     from voice_agent.admission import AdmissionSettings, LoadMonitor
 
     _caller_ul(generated, tmp_path)
@@ -439,18 +440,25 @@ def test_an_overloaded_box_turns_new_callers_away_with_503(engine: Any, engine_h
     # every real answer on this machine takes longer than 100 ms: one answered turn is enough to trip it
     engine.load = LoadMonitor(AdmissionSettings(max_answer_ms=100, min_samples=1))
     srv = PhoneServer(config, engine, load=engine.load)
+    first = None
     try:
-        assert srv.frontend.ua.admit is not None and engine.load.refusal() is None  # idle: calls are answered
-        _sipp("uac_stream_caller", f"127.0.0.1:{srv.port}", tmp_path, timeout=60)
-        first = srv.wait_results(1)[0]
-        assert first.turns and first.turns[0].voice_to_voice_ms > 100
-        refusal = engine.load.refusal()
+        assert srv.frontend.ua.admit is not None and engine.load.refusal(1) is None  # nothing measured yet
+        first = subprocess.Popen(_sipp_cmd("uac_stream_until_bye", f"127.0.0.1:{srv.port}", tmp_path,
+                                           err="first.err"), cwd=tmp_path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while engine.load.readings()["answers"] < 1 and time.monotonic() < deadline:  # its first answer
+            time.sleep(0.1)
+        refusal = engine.load.refusal(1)
         assert refusal is not None and "answers took" in refusal.reason
+        assert srv.frontend.ua.active_calls == 1  # the first call is still up
         _sipp("uac_overloaded", f"127.0.0.1:{srv.port}", tmp_path, timeout=20)  # 503 with a Retry-After number
-        assert len(srv.frontend.results) == 1 and srv.frontend.ua.stats["rejected"] >= 1
+        assert srv.frontend.ua.stats["rejected"] >= 1 and srv.frontend.ua.active_calls == 1
     finally:
-        srv.stop()
+        srv.stop()  # BYE to the first call
         engine.load = original
+        if first is not None and first.poll() is None:
+            first.kill()
 
 
 def test_caller_from_the_directory_is_greeted_by_name_and_linked(engine: Any, engine_home: Path,

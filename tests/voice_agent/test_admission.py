@@ -68,6 +68,14 @@ def test_model_queue_waits_and_loop_lag_refuse() -> None:
     assert refusal is not None and "late" in refusal.reason and "waited" not in refusal.reason
 
 
+def test_an_idle_box_always_takes_a_call() -> None:
+    m = LoadMonitor(AdmissionSettings(max_answer_ms=2000, min_samples=1))
+    m.note_answer(5000)
+    m.note_loop_lag(900)
+    assert m.refusal(active_calls=1) is not None
+    assert m.refusal(active_calls=0) is None  # nothing in progress: the slowness is not the calls'
+
+
 def test_disabled_or_zero_limits_never_refuse() -> None:
     m = LoadMonitor(AdmissionSettings(enabled=False))
     for _ in range(5):

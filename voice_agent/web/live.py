@@ -402,6 +402,10 @@ class LiveCalls:
         """A live call by id."""
         return self.calls.get(call_id)
 
+    def active_calls(self) -> int:
+        """Calls in progress in this process, browser and phone (what the engine's load is made of)."""
+        return len(self.calls)
+
     def browser_calls(self) -> int:
         """Browser calls in progress (the ones ``max_calls`` limits)."""
         return sum(1 for c in self.calls.values() if c.kind == "webrtc")
@@ -438,7 +442,7 @@ class LiveCalls:
         """Accept a caller's offer and start the call; returns (call, answer sdp, answer type)."""
         if self.browser_calls() >= self.max_calls:
             raise LinesBusy("all lines are busy, please try again in a minute")
-        refusal = self.load.refusal() if self.load is not None else None
+        refusal = self.load.refusal(self.active_calls()) if self.load is not None else None
         if refusal is not None:
             log.warning("webrtc_call_refused_overloaded", extra={"fields": {"why": refusal.reason}})
             raise LinesBusy("we are answering a lot of calls right now, please try again in a minute")
