@@ -21,6 +21,7 @@ from asr.hints import hotwords_from_vocabulary
 from asr.streaming import UtteranceRecognizer
 from tts import Synthesizer
 from voice_agent.admission import LoadMonitor, MeasuredExecutor
+from voice_agent.assist import Suggestion, suggestions_from_hits
 from voice_agent.config import Config
 from voice_agent.ports import Brain, Spoken, TurnInput, TurnOutcome, Voice
 from voice_agent.session import CallSession, SessionSettings, TurnRecord
@@ -88,6 +89,10 @@ class DialogBrain:
         """Forget the last turn (it will be merged with the next)."""
         self.call.retract()
 
+    def summary(self) -> str:
+        """The dialog's two sentences about the call so far (for a human agent)."""
+        return str(self.call.summary())
+
 
 def asr_prompt(company: str, topics: list[str]) -> str:
     """A natural sentence naming the knowledge base's topics, as Whisper's initial prompt.
@@ -128,6 +133,7 @@ class Engine:
         self.load = LoadMonitor()  # measured load: whether a new call can be answered in time
         self.executor = executor or MeasuredExecutor(4, lambda ms: self.load.note_model_wait(ms))
         self.kb_hotwords = False  # asr.kb_hotwords
+        self.knowledge: Any = None  # dialog.KnowledgeBase (retrieve(query, k)): the agent's suggestions
 
     @classmethod
     def from_config(cls, config: Config) -> Engine:
@@ -151,6 +157,7 @@ class Engine:
         engine = cls(recognizer, TtsVoice(synth), lambda: DialogBrain(brain.open_call()),
                      SessionSettings(recorder=recorder_for(config)))
         engine.kb_hotwords = config.asr.kb_hotwords
+        engine.knowledge = brain.kb
         engine.load = LoadMonitor(config.admission)
         engine.refresh_asr_hints(brain.options.company, brain.kb)
         return engine
@@ -159,6 +166,12 @@ class Engine:
         """Prime the recognizer with a knowledge base: its topics as a prompt, its words as hotwords."""
         self.recognizer.prompt = asr_prompt(company, [p.topic for p in kb.passages])
         self.recognizer.hotwords = (hotwords_from_vocabulary(kb.vocabulary()) or None) if self.kb_hotwords else None
+
+    def suggest(self, text: str, k: int = 3) -> list[Suggestion]:
+        """KB entries for what the caller said, by the assistant's own retrieval (blocking: run it in the executor)."""
+        if self.knowledge is None or not text.strip():
+            return []
+        return suggestions_from_hits(self.knowledge.retrieve(text, k).hits, k)
 
     def session(self, rate: int, *, recording_path: Path | None = None, **kwargs: Any) -> CallSession:
         """A new call session with its own dialog state."""

@@ -253,6 +253,17 @@ class CallTables(Database):
             assignments = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*fields.values(), call_id))
 
+    def save_wrapup(self, call_id: str, wrapup: dict[str, str], user: str) -> dict[str, Any]:
+        """Keep the human agent's wrap-up with the call (in its sealed details); returns what was saved."""
+        saved = {**wrapup, "by": user, "at": time.time()}
+        self.update_call(call_id, meta={"wrapup": saved})
+        return saved
+
+    def wrapup(self, call_id: str) -> dict[str, Any] | None:
+        """The call's saved wrap-up, or None."""
+        found = self.get_call(call_id).meta.get("wrapup")
+        return dict(found) if isinstance(found, dict) else None
+
     def add_turns(self, call_id: str, turns: Sequence[dict[str, Any]]) -> None:
         """Store the turns of a live call (timings kept as JSON); a turn stored before is replaced."""
         with self.transaction() as db:

@@ -321,7 +321,7 @@ async def live_call(request: web.Request) -> web.Response:
     st = _state(request)
     # The console polls every second: one audit row per person and call a minute says who watched it.
     await st.read_audit.record(user.name, "read_live", [call.id], via=request.get(VIA_KEY, ""))
-    return web.json_response({**call.summary(), "events": call.recent_events()})
+    return web.json_response({**call.summary(), "events": call.recent_events(), "assist": call.assist_view()})
 
 
 async def live_hangup(request: web.Request) -> web.Response:
@@ -585,6 +585,9 @@ def add_routes(app: web.Application) -> None:
     from voice_agent.web.analytics import add_analytics_routes  # imports this module's helpers
 
     add_analytics_routes(app)
+    from voice_agent.web.wrapup import add_wrapup_routes  # the agent's wrap-up after a call
+
+    add_wrapup_routes(app)
     from voice_agent.web.forward import install  # live calls held by another worker of a cluster
 
     install(app, app[STATE])

@@ -27,6 +27,7 @@ import numpy as np
 from asr.streaming import Endpointer, EndpointSettings, Event, Recognition, StreamingVad
 from telephony.webrtc import RATE, PeerCall, WebRtcError
 from voice_agent.admission import LoadMonitor
+from voice_agent.assist import AgentAssist, live_summary
 from voice_agent.engine import Engine
 from voice_agent.logs import log_event
 from voice_agent.ports import Brain, Reply, TurnInput, TurnOutcome
@@ -138,6 +139,11 @@ class ListeningBrain:
         """Forget the last turn."""
         self.inner.retract()
 
+    def summary(self) -> str:
+        """The dialog's summary of the call so far, or '' when the brain keeps none."""
+        summary = getattr(self.inner, "summary", None)
+        return str(summary()) if callable(summary) else ""
+
 
 class HumanSide:
     """Transcribes the human agent's microphone after a takeover (the session only hears the caller)."""
@@ -223,6 +229,7 @@ class LiveCall:
         self.human_agents: list[str] = []
         self.human_side: HumanSide | None = None
         self.caller_link: Any = None  # voice_agent.customers.CallerLink: the customer, when known
+        self.assist: AgentAssist | None = None  # KB suggestions for the human agent, from the takeover on
         self._background: set[asyncio.Future[Any]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -255,6 +262,8 @@ class LiveCall:
         self.leg.send_event(shown)
         if self.agent is not None:
             self.agent.send_event(shown)
+        if kind in ("partial", "caller_turn") and self.assist is not None:
+            self.assist.heard(str(event.get("text", "")), kind == "caller_turn")
 
     def redacted(self, value: Any) -> Any:
         """What the support team may see: PII in captions replaced by placeholders."""
@@ -322,6 +331,8 @@ class LiveCall:
             await session.interrupt()
         self.emit({"type": "takeover", "agent": user})
         self.human_side = HumanSide(self, engine, user) if engine is not None else None
+        if engine is not None:
+            self._start_assist(engine)
         self._agent_task = asyncio.ensure_future(self._agent_audio(agent, self.human_side))
 
     async def _agent_audio(self, agent: PeerCall, side: HumanSide | None) -> None:
@@ -337,6 +348,29 @@ class LiveCall:
         finally:
             if self.agent is agent:
                 self.release()
+
+    def _start_assist(self, engine: Engine) -> None:
+        """KB suggestions and the summary for the agent, for the caller's last question and each one after."""
+        self.assist = AgentAssist(engine.suggest, self._to_agent_console, engine.executor)
+        self._to_agent_console(self.assist.latest)
+        asked = [e for e in self.recent if e.get("type") == "caller_turn"]
+        if asked:
+            self.assist.heard(str(asked[-1].get("text", "")), True)
+
+    def assist_view(self) -> dict[str, Any] | None:
+        """What the agent's console shows beside the captions: the summary so far and the latest suggestions."""
+        if self.assist is None:
+            return None
+        brain = self.session.brain if self.session is not None else None
+        dialog_summary = brain.summary() if isinstance(brain, ListeningBrain) else ""
+        summary = live_summary(dialog_summary, list(self.recent), self.escalation)
+        return dict(self.redacted({**self.assist.latest, "summary": summary}))
+
+    def _to_agent_console(self, event: dict[str, Any]) -> None:
+        # Suggestions are for the agent only: never on the caller's page.
+        view = self.assist_view()
+        if self.agent is not None and view is not None:
+            self.agent.send_event(view)
 
     def release(self) -> None:
         """The human agent left: the assistant takes the call back."""
