@@ -81,7 +81,6 @@ def draft_wrapup(outcome: str | None, meta: dict[str, Any], turns: Sequence[dict
     ``events``: stored events (``action`` events are the actions carried out or dropped).
     """
     transfer = meta.get("transfer") if isinstance(meta.get("transfer"), dict) else None
-    answered = [t for t in turns if t.get("action") == "answer" and t.get("caller_text")]
     unanswered = list(dict.fromkeys(str(t["caller_text"]).strip() for t in turns
                                     if t.get("action") == "not_found" and t.get("caller_text")))
     actions = [e for e in events if e.get("type") == "action"]
@@ -89,10 +88,13 @@ def draft_wrapup(outcome: str | None, meta: dict[str, Any], turns: Sequence[dict
     parts: list[str] = []
     if transfer and str(transfer.get("summary", "")).strip() not in ("", "transfer requested from the console"):
         parts.append(_sentence(str(transfer["summary"])))
-    elif answered or unanswered:
-        asked = [str(t["caller_text"]) for t in answered][:3]
+    else:
+        # what the caller said, from the turns the assistant answered and the words a person heard after a takeover
+        said_texts = [str(t.get("caller_text") or "") for t in turns]
+        said_texts += [str(e.get("text") or "") for e in events if e.get("type") == "caller_turn"]
+        asked = list(dict.fromkeys(" ".join(q.split()) for q in said_texts if q.strip()))[:4]
         if asked:
-            parts.append(_sentence("The caller asked " + "; ".join(f'"{q.strip()}"' for q in asked)))
+            parts.append(_sentence("The caller said " + "; ".join(f'"{q}"' for q in asked)))
     if humans:
         parts.append(_sentence(f"Taken over by {', '.join(str(h) for h in humans)}"))
     if notes.strip():

@@ -63,7 +63,7 @@
   }
   // Each tab's loader; other scripts (analytics.js) add theirs and reuse these helpers.
   S.loaders = { live: loadLive, calls: loadCalls, jobs: loadJobs, kb: loadKb, audit: loadAudit };
-  Object.assign(S, { api, el, message, show, when, dur, can, loadKb });
+  Object.assign(S, { api, el, message, show, when, dur, can, loadKb, customerText, openCall });
   $("tabs").addEventListener("click", (e) => { if (e.target.dataset.tab) show(e.target.dataset.tab); });
 
   // ---- live calls -------------------------------------------------------------------------
@@ -141,6 +141,7 @@
       const ev = JSON.parse(m.data);
       if (ev.type === "caller_turn") box.append(el("p", { class: "line caller" }, el("b", {}, "Caller"), " " + ev.text));
       if (ev.type === "human_text") box.append(el("p", { class: "line human" }, el("b", {}, "You"), " " + ev.text));
+      if (S.assist) S.assist.event(ev, id); // suggestions, summary, and the wrap-up once the call ends
       if (ev.type === "call_end") endTakeover();
     };
     pc.ontrack = (e) => { $("takeover-audio").srcObject = e.streams[0] || new MediaStream([e.track]); };
@@ -152,6 +153,7 @@
       const ans = await api("POST", "/api/live/" + id + "/takeover", { sdp: pc.localDescription.sdp, type: "offer" });
       await pc.setRemoteDescription({ sdp: ans.sdp, type: ans.type });
       $("takeover").hidden = false; $("takeover-id").textContent = id;
+      if (S.assist) S.assist.start(id);
     } catch (err) { message("Could not take over: " + err.message); endTakeover(); }
   }
   function endTakeover() {
@@ -201,6 +203,7 @@
     $("detail-analytics").textContent = callAnalytics(d.analytics) +
       (d.events || []).filter((e) => e.type === "action").map((e) => " · " + actionLine(e)).join("");
     showCustomer($("detail-customer"), d.customer);
+    if (S.assist) S.assist.showWrapup(d);
     const turns = $("detail-turns");
     turns.replaceChildren();
     for (const t of d.turns) {

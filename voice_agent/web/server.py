@@ -39,7 +39,8 @@ log = logging.getLogger("voice_agent.web")
 
 PAGES = {"/": ("index.html", "text/html"), "/console": ("console.html", "text/html")}
 ASSETS = {"caller.js": "application/javascript", "console.js": "application/javascript",
-          "style.css": "text/css", "widget.js": "application/javascript", "common.js": "application/javascript"}
+          "style.css": "text/css", "widget.js": "application/javascript", "common.js": "application/javascript",
+          "assist.js": "application/javascript"}
 
 
 def parse_listen(text: str) -> tuple[str, int]:

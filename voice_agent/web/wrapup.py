@@ -27,7 +27,7 @@ async def get_wrapup(request: web.Request) -> web.Response:
 
     turns, events = await asyncio.get_running_loop().run_in_executor(None, read)
     st.users.audit(user.name, "read_wrapup", rec.id, via=request.get(VIA_KEY, ""))
-    draft = draft_wrapup(rec.outcome, rec.meta, turns, events, request.query.get("notes", "")[:4000])
+    draft = draft_wrapup(rec.outcome, rec.meta, turns, events)
     return web.json_response({"id": rec.id, "draft": st.privacy.record(draft), "saved": rec.meta.get("wrapup")})
 
 
