@@ -484,6 +484,34 @@ def parse_postcode(text: str, spec: SlotSpec) -> SlotValue | None:
     return best
 
 
+# a postcode or one cut short by a live caption ('W1A 1H'): logs lose nothing they should keep
+_PARTIAL_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{1,2}")
+
+
+def mask_postcodes(text: str, placeholder: str = "[POSTCODE]") -> str:
+    """Every UK postcode in a text (or the start of one), however it was written ('SW1A 1AA', 'E-C-1-A-1-B-B')."""
+    words = list(re.finditer(r"[A-Za-z0-9]+", text))
+    tokens = [_SPELLING.get(w.group().lower(), w.group().upper()) for w in words]
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(tokens):
+        end = None
+        for j in range(i + 1, min(len(tokens), i + 8) + 1):
+            joined = "".join(tokens[i:j])
+            if len(joined) > 8:
+                break
+            if _PARTIAL_POSTCODE.fullmatch(joined):
+                end = j
+        if end is None:
+            i += 1
+            continue
+        spans.append((words[i].start(), words[end - 1].end()))
+        i = end
+    for start, stop in reversed(spans):
+        text = text[:start] + placeholder + text[stop:]
+    return text
+
+
 def parse_yes_no(text: str, dtmf: str | None = None) -> SlotValue | None:
     """'yes' / 'no' (keys: 1 yes, 2 no)."""
     if dtmf:

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from dialog.actions import mask_postcodes
 from dialog.analysis import redact_segment
 from dialog.pii import Redactor
 from voice_agent.config import Config
@@ -109,7 +110,7 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _text(self, text: str, private: re.Pattern[str] | None) -> str:
-        text = self.redactor.redact(text)
+        text = mask_postcodes(self.redactor.redact(text))  # an action's postcode slot, said by the caller
         return private.sub("[NAME]", text) if private is not None else text
 
     def _value(self, value: Any, private: re.Pattern[str] | None = None) -> Any:

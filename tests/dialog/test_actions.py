@@ -143,6 +143,18 @@ def test_postcodes(said: str, code: str | None) -> None:
     assert (value.value if value else None) == code
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [("Please. E-C-1-A-1-B-B.", "Please. [POSTCODE]."), ("it's SW1A 1AA thanks", "it's [POSTCODE] thanks"),
+     ("M1 1AE or G2 3BZ", "[POSTCODE] or [POSTCODE]"), ("W1A1H", "[POSTCODE]"),
+     ("the Fiber 500 plan is 49 dollars", None), ("call 0800 123 456 at 8 AM", None)],
+)
+def test_postcodes_are_masked_for_logs(text: str, masked: str | None) -> None:
+    from dialog.actions import mask_postcodes
+
+    assert mask_postcodes(text) == (masked or text)
+
+
 def test_postcode_with_a_pattern() -> None:
     zip_code = SlotSpec("zip", "postcode", "?", pattern=r"\d{5}")
     assert parse_postcode("it's 9 0 2 1 0", zip_code) is None or True  # spaced digits are five words
