@@ -106,7 +106,8 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = redacted, None
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            record.fields = {k: self._value(v, private) for k, v in fields.items()}
+            # a key pressed may be one digit of a number typed on the keypad (an account, a phone number)
+            record.fields = {k: "[KEY]" if k == "digit" else self._value(v, private) for k, v in fields.items()}
         return True
 
     def _text(self, text: str, private: re.Pattern[str] | None) -> str:
