@@ -142,6 +142,9 @@ class AgentAssist:
     def heard(self, text: str, final: bool) -> None:
         """The caller said (or is saying) ``text``: look it up unless it is a short or repeated partial."""
         query = " ".join(text.split())
+        if final and query and query == self._last_query:
+            self.send(self.latest)  # the partial was already looked up: the summary takes in the finished turn
+            return
         if not query or query == self._last_query or (not final and len(query.split()) < MIN_PARTIAL_WORDS):
             return
         self._last_query = query

@@ -96,6 +96,7 @@ async def test_agent_gets_suggestions_notes_and_a_wrapup(served: tuple[TestClien
             await expect(first).to_contain_text(BILL)
             await caller.wait_for("caller_turn", text="how can I pay my bill")
             assert "suggestions" not in caller.types()  # the caller's page never gets them
+            await expect(page.locator("#assist-summary")).to_contain_text("how can I pay my bill")
             await first.locator("button.insert").click()
             await expect(page.locator("#agent-notes")).to_have_value(re.compile(re.escape(BILL)))
             where = os.environ.get("VOICE_AGENT_SCREENSHOTS")
