@@ -97,6 +97,16 @@ def document() -> dict[str, Any]:
                 {"description": "WAV audio",
                  "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                 401, 403, 404, params=[_ID])},
+            "/api/calls/{call_id}/wrapup": {
+                "get": _op("The agent's wrap-up: drafted from the call record, and the saved one (agent; audited)",
+                           _json({"type": "object", "properties": {"draft": _OBJ, "saved": _OBJ}}), 401, 403, 404,
+                           params=[_ID]),
+                "put": _op("Save the agent's wrap-up with the call (agent; audited)", _json(_OBJ), 400, 401, 403,
+                           404, params=[_ID], body={"required": True, "content": {"application/json": {"schema": {
+                               "type": "object", "required": ["summary"],
+                               "properties": {k: {"type": "string", "maxLength": 4000}
+                                              for k in ("summary", "outcome", "follow_ups")}}}}}),
+            },
             "/api/live": {"get": _op("Calls in progress", _json(_OBJ), 401)},
             "/api/live/{call_id}": {"get": _op("One live call with recent captions", _json(_OBJ), 401, 404,
                                                params=[_ID])},
