@@ -258,6 +258,10 @@ class Call:
             audio = audio if audio is not None else getattr(turn, "audio", None)
             sample_rate = int(getattr(turn, "sample_rate", sample_rate) or sample_rate)
         self.action_turns.checkpoint()
+        if dtmf and self.action_turns.flow is not None:  # a key for the action in progress: nothing to analyse,
+            acted = await self.action_turns.respond(self, "", "", dtmf, None)  # and taken before the next key
+            if acted is not None:
+                return acted
         if self.action_turns.flow is None and self.caller.concerns(text):
             return await self._caller_reply(text, dtmf)
         redacted, counts = self.brain.redactor.redact_counted(text)

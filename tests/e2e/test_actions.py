@@ -222,3 +222,41 @@ async def test_a_service_that_never_answers_times_out(monkeypatch: pytest.Monkey
         decision = await reply.outcome()
     assert "couldn't book the technician" in said[-1] and "connect you with a colleague" in said[-1]
     assert decision.escalate
+
+
+@pytest.mark.e2e
+async def test_a_mobile_number_typed_on_the_keypad_through_a_call_session(server: ActionServer) -> None:
+    """The session's keys (each one its own turn, each interrupting the agent) reach the action one by one; the
+    number ends with #, key 1 confirms; the service gets the number once and the call's events audit it."""
+    from tests.voice_agent.fakes import FakeVoice
+    from tests.voice_agent.test_session_api import RATE, DeafRecognizer, Line
+    from voice_agent.engine import DialogBrain
+    from voice_agent.session import CallSession
+
+    call = brain_for(server.port).open_call()
+    first = await call.respond("Can you text me the status link please?")  # said before the keys
+    assert (await first.text()).startswith("What's your mobile number?")
+    events: list[dict[str, Any]] = []
+    session = CallSession(DeafRecognizer(), DialogBrain(call), FakeVoice(), RATE,  # type: ignore[arg-type]
+                          on_event=events.append)
+    keys = iter("07700900123#")
+    said_yes: list[int] = []
+
+    async def script(s: CallSession, tick: int) -> None:
+        if 30 <= tick and tick % 3 == 0:  # a key every 60 ms, while the agent may still be talking
+            key = next(keys, None)
+            if key is not None:
+                s.press(key)
+        if not said_yes and any("Shall I go ahead?" in t.agent_text for t in s.turns):
+            said_yes.append(tick)
+            s.press("1")  # yes to the confirmation, once it has been asked
+
+    line = Line(session, 1500, script)
+    result = await line.run()
+    (message,) = server.records()["messages"]
+    assert message["to"] == "07700900123"
+    audits = [e for e in result.events if e["type"] == "action"]
+    assert [(a["name"], a["outcome"], a["slots"]) for a in audits] == [
+        ("text_status_link", "ok", {"mobile": "[DIGITS]"})]
+    agent = " ".join(t["text"] for t in result.transcript if t["speaker"] == "agent")
+    assert "on its way" in agent and result.outcome != "error"
