@@ -126,3 +126,36 @@ async def test_agent_gets_suggestions_notes_and_a_wrapup(served: tuple[TestClien
     saved = store.wrapup(cid)
     assert saved is not None and saved["follow_ups"] == "Send the payment page link" and saved["by"] == "ann"
     assert ("ann", "save_wrapup", cid) in {(r["user"], r["action"], r["target"]) for r in Users(store).audit_rows()}
+
+
+async def test_handed_back_call_gets_its_wrapup_when_it_ends(served: tuple[TestClient[Any, Any], Any],
+                                                             store: CallStore, generated: Gen) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    client, _ = served
+    caller = RtcPeer(speech(generated, "utt_bill.wav"))
+    cid = (await caller.connect(client, "/api/webrtc/offer"))["call_id"]
+    base = str(client.make_url("")).rstrip("/")
+    try:
+        await caller.wait_for("agent_text", timeout=30)
+        async with async_playwright() as p:
+            b = await browser(p, *FAKE_MIC)
+            page = await b.new_page(bypass_csp=True)
+            await page.goto(base + "/console")
+            await page.fill("input[name=username]", "ann")
+            await page.fill("input[name=password]", PASSWORDS["ann"])
+            await page.click("#signin-form button")
+            await page.click("#live-rows button[data-action=takeover]", timeout=10000)
+            await caller.wait_for("takeover", agent="ann")
+            await page.fill("#agent-notes", "caller will call back")
+            await page.click("#handback")
+            await caller.wait_for("released", agent="ann")
+            await expect(page.locator("#wrapup-state")).to_have_text("The wrap-up is drafted when the call ends.")
+            caller.send({"type": "hangup"})
+            await expect(page.locator("#wrapup-save")).to_be_enabled(timeout=20000)
+            await expect(page.locator("#wrapup-id")).to_have_text(cid)
+            await expect(page.locator("#wrapup textarea[name=summary]")).to_have_value(
+                re.compile("Taken over by ann.*Notes: caller will call back", re.S))
+            await b.close()
+    finally:
+        await caller.close()

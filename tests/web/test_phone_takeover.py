@@ -155,6 +155,9 @@ async def test_console_agent_takes_over_a_phone_call(served: tuple[TestClient[An
 
         await agent.connect(client, f"/api/live/{cid}/takeover", headers={"X-CSRF-Token": csrf})
         await agent.wait_for("takeover", agent="ann")
+        # Agent assist reaches the agent on a phone call too: the call so far, from the caller's words.
+        assist = await agent.wait_for("suggestions")
+        assert "what are your opening hours" in assist["summary"], assist
         assert (await (await client.get(f"/api/live/{cid}")).json())["status"] == "human"
         answered = [e["type"] for e in await events()].count("agent_text")
         heard_turns = [e["type"] for e in await events()].count("caller_turn")

@@ -80,6 +80,20 @@
     } catch (err) { S.message(err.message); }
   });
 
+  // Handed back before the end: the wrap-up is drafted once the assistant's part of the call is over too.
+  $("handback").addEventListener("click", async () => {
+    const id = $("takeover-id").textContent, notes = $("agent-notes").value, form = $("wrapup");
+    if (!id) return;
+    form.hidden = false; form.dataset.call = id;
+    $("wrapup-id").textContent = id;
+    $("wrapup-save").disabled = true;
+    $("wrapup-state").textContent = "The wrap-up is drafted when the call ends.";
+    while (form.dataset.call === id) {
+      try { await api("GET", "/api/live/" + id); } catch (err) { return wrapup(id, notes); } // gone: ended
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  });
+
   function showWrapup(d) {
     const w = d.meta && d.meta.wrapup, box = $("detail-wrapup");
     box.hidden = !w;
