@@ -71,7 +71,8 @@ class SessionSettings:
     barge_in_ms: int = 300
     merge_window_s: float = 1.5  # a fragment this soon after a turn joins it
     filler_after_s: float = 0.9  # say a short acknowledgement if the answer is not ready by then
-    echo_residual: float = 0.35  # caller audio explained by the agent's echo below this ratio
+    echo_residual: float = 0.35  # caller audio explained by the agent's echo below this ratio (0: no guard)
+    echo_floor_db: float = -50.0  # caller audio left unexplained by the echo below this level is line noise
     asr_beam: int = 1
     partial_every_s: float = 1.0  # re-decode the growing turn for live captions
     reprompt_text: str = "Are you still there? How can I help you?"
@@ -308,10 +309,42 @@ class Playout:
 
 
 class EchoGuard:
-    """Tells the caller's voice from the agent's own voice coming back on the line."""
+    """Tells the caller's voice from the agent's own voice coming back on the line.
 
-    def __init__(self, seconds: float = 3.0) -> None:
+    A phone's hybrid sends the agent's voice back delayed (40-250 ms), quieter (-6 to -20 dB), through
+    G.711 and with line noise. Caller audio is echo when a delayed, scaled copy of what the agent sent
+    explains all but ``threshold`` of its energy, or when what it leaves unexplained is quieter than
+    ``floor_db`` (the line's noise, not a voice). ``gate`` applies that to each frame before the VAD hears
+    it, so the agent's own voice never starts a caller turn; speech over the echo passes untouched.
+    """
+
+    def __init__(self, seconds: float = 3.0, threshold: float = 0.35, floor_db: float = -50.0,
+                 window_s: float = 0.1) -> None:
         self.ref = np.zeros(int(ASR_RATE * seconds), np.float32)
+        self.threshold = threshold  # 0 switches the guard off
+        self.floor = 10 ** (floor_db / 20)
+        self._recent: deque[np.ndarray] = deque()
+        self._recent_n = 0
+        self._window = int(ASR_RATE * window_s)
+
+    def is_echo(self, caller16: np.ndarray, max_delay_s: float = 0.6) -> bool:
+        """Whether this caller audio is the agent's echo (plus line noise) rather than the caller's voice."""
+        if self.threshold <= 0 or not len(caller16):
+            return False
+        ratio, rest = self._unexplained(caller16, max_delay_s)
+        return ratio < self.threshold or (ratio < 1.0 and rest < self.floor)
+
+    def gate(self, caller16: np.ndarray) -> np.ndarray:
+        """The caller frame, or silence when the last ``window_s`` of caller audio is the agent's echo."""
+        self._recent.append(caller16)
+        self._recent_n += len(caller16)
+        while self._recent_n - len(self._recent[0]) >= self._window:
+            self._recent_n -= len(self._recent.popleft())
+        if self.threshold <= 0 or float(np.abs(self.ref[-int(0.7 * ASR_RATE) :]).max(initial=0.0)) < 1e-4:
+            return caller16  # the agent has not spoken lately: nothing can be echo
+        if self.is_echo(np.concatenate(self._recent)):
+            return np.zeros_like(caller16)
+        return caller16
 
     def push(self, agent16: np.ndarray) -> None:
         """Remember what the agent just sent (16 kHz)."""
@@ -322,21 +355,25 @@ class EchoGuard:
 
     def residual(self, caller16: np.ndarray, max_delay_s: float = 0.6) -> float:
         """Energy of the caller audio not explained by a delayed, scaled copy of the agent (0..1)."""
+        return self._unexplained(caller16, max_delay_s)[0]
+
+    def _unexplained(self, caller16: np.ndarray, max_delay_s: float) -> tuple[float, float]:
+        """(share of the caller energy left unexplained, 0..1; RMS of what is left)."""
         x = caller16.astype(np.float64)
         ex = float(np.dot(x, x))
-        if ex < 1e-9:
-            return 1.0
         n = len(x)
+        if ex < 1e-9:
+            return 1.0, 0.0
         span = self.ref[-(n + int(max_delay_s * ASR_RATE)) :].astype(np.float64)
         if float(np.dot(span, span)) < 1e-9:
-            return 1.0
+            return 1.0, float(np.sqrt(ex / n))
         # Cross-correlation by FFT over all delays; best least-squares gain at each.
         size = 1 << int(np.ceil(np.log2(len(span) + n)))
         corr = np.fft.irfft(np.fft.rfft(span, size) * np.conj(np.fft.rfft(x, size)), size)[: len(span) - n + 1]
-        energy = np.convolve(span**2, np.ones(n), mode="valid")
-        energy = np.maximum(energy, 1e-9)
-        explained = corr**2 / energy
-        return float(max(0.0, 1.0 - explained.max() / ex))
+        sums = np.concatenate([[0.0], np.cumsum(span**2)])
+        energy = np.maximum(sums[n:] - sums[:-n], 1e-9)
+        left = max(0.0, ex - float((corr**2 / energy).max()))
+        return left / ex, float(np.sqrt(left / n))
 
 
 class CallSession:
@@ -381,7 +418,7 @@ class CallSession:
         self._to16 = Resampler(rate, ASR_RATE)
         self._agent16 = Resampler(rate, ASR_RATE)
         self._playout = Playout(rate)
-        self._echo = EchoGuard()
+        self._echo = EchoGuard(threshold=self.s.echo_residual, floor_db=self.s.echo_floor_db)
         self._turn_audio: list[np.ndarray] = []
         self._preroll: deque[np.ndarray] = deque(maxlen=15)  # 300 ms before speech start
         self._spec: asyncio.Task[Recognition] | None = None
@@ -690,7 +727,7 @@ class CallSession:
 
     # ---- caller side ------------------------------------------------------------------
     def _on_caller_frame(self, frame: np.ndarray) -> None:
-        audio16 = self._to16(frame)
+        audio16 = self._echo.gate(self._to16(frame))  # the agent's own voice coming back is not the caller
         if self._ep.in_turn:
             self._turn_audio.append(audio16)
         else:
@@ -781,9 +818,9 @@ class CallSession:
         if self._ep.speech_ms < self.s.barge_in_ms or self._barge_check is not None:
             return
         recent = self._speech()[-int(ASR_RATE * self.s.barge_in_ms / 1000) :]
-        residual = self._echo.residual(recent)
-        if residual < self.s.echo_residual:
+        if self._echo.is_echo(recent):
             return  # the agent hearing itself
+        residual = self._echo.residual(recent)
         # Stop talking now; confirm with ASR that the caller said words, else resume.
         self._playout.paused = True
         self._event("barge_in_candidate", residual=round(residual, 2))
