@@ -209,6 +209,11 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         await caller_caption.wait_for(timeout=40000)
         caption = (await caller_caption.inner_text()).lower()
         assert "move" in caption or "address" in caption or "cost" in caption, caption
+        # Agent assist with the real retrieval: the question brings the KB's moving entries to the console.
+        suggested = console.locator("#assist-suggestions li[data-suggestion]").first
+        await suggested.wait_for(timeout=20000)
+        entry = (await suggested.inner_text()).lower()
+        assert "mov" in entry or "address" in entry or "fee" in entry, entry
         agent_heard = await console.evaluate(f"({STATS_JS})(window.voiceConsole.takeover.pc)")
         assert agent_heard["energy"] > 0, agent_heard
         after = await caller.evaluate(f"({STATS_JS})(window.voiceCall.pc)")
