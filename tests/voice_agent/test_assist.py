@@ -142,3 +142,44 @@ def test_wrapup_is_saved_sealed_with_the_call(store_url: str) -> None:
     with store.read() as db:
         raw = str(db.value("SELECT meta FROM calls WHERE id = ?", (cid,)))
     assert "Rebooked" not in raw and "wrapup" not in raw  # encrypted at rest like the transcript
+
+
+async def test_suggestions_reach_only_the_agent_with_the_callers_words_redacted() -> None:
+    from dialog.options import PII_KINDS
+    from voice_agent.privacy import Privacy
+    from voice_agent.web.live import LiveCall
+
+    class Side:
+        def __init__(self) -> None:
+            self.events: list[dict[str, object]] = []
+
+        def send_event(self, event: dict[str, object]) -> None:
+            self.events.append(event)
+
+        def hang_up(self) -> None:
+            pass
+
+    class Knows:
+        executor = None
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def suggest(self, text: str, k: int = 3) -> list[Suggestion]:
+            self.asked.append(text)
+            return [Suggestion("bill-0", "How can I pay my bill?", "By card or direct debit.", 0.8)]
+
+    caller, agent, knows = Side(), Side(), Knows()
+    call = LiveCall(caller, "browser", "Please hold.", Privacy(PII_KINDS))
+    call.emit({"type": "caller_turn", "text": "my card is 4532 0151 1283 0366, can I pay my bill with it"})
+    call.agent = agent  # type: ignore[assignment]
+    call._start_assist(knows)  # type: ignore[arg-type]  # what take_over does once the person is on the line
+    assert call.assist is not None
+    await call.assist.drain()
+    views = [e for e in agent.events if e.get("type") == "suggestions"]
+    assert views[-1]["suggestions"] == [{"id": "bill-0", "question": "How can I pay my bill?",
+                                         "answer": "By card or direct debit.", "score": 0.8}]
+    assert "4532" in knows.asked[0]  # the lookup hears what was said; the console sees it redacted
+    assert "4532" not in str(views) and "0366" not in str(views)
+    assert "suggestions" not in [e.get("type") for e in caller.events]
+    assert call.assist_view() == views[-1]
