@@ -607,6 +607,11 @@ class CallSession:
         self._event("assistant_resumed")
 
     @property
+    def agent_speaking_s(self) -> float:
+        """How long (line time) the agent has been speaking without a pause; 0 while it is quiet."""
+        return 0.0 if self._agent_speaking_since is None else self.now - self._agent_speaking_since
+
+    @property
     def held(self) -> bool:
         """Whether the assistant is quiet (``hold_assistant``)."""
         return self._held

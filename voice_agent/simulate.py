@@ -48,6 +48,8 @@ class FileSource:
         hold: Callable[[], bool] | None = None,
         tail_s: float = 2.0,
         max_tail_s: float = 60.0,
+        wait_at: float | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.audio = audio
         self.rate = rate
@@ -57,6 +59,11 @@ class FileSource:
         self.tail_s = tail_s
         self.max_tail_s = max_tail_s
         self.n = int(rate * FRAME_S)
+        # The caller's audio from ``wait_at`` (s into the file) waits, as silence, until ``ready()``: an
+        # interruption that lands mid-answer however fast the models are. ``cue_s``: when it went out (line time).
+        self.wait_at = wait_at
+        self.ready = ready or (lambda: True)
+        self.cue_s: float | None = None
 
     async def frames(self) -> AsyncIterator[np.ndarray]:
         """The frames."""
@@ -64,17 +71,26 @@ class FileSource:
         silence = np.zeros(self.n, np.float32)
         next_due = time.monotonic()
         quiet = 0  # frames since the file ended with nothing left for the agent to do
+        cue = None if self.wait_at is None else round(self.wait_at / FRAME_S)
         i = -1
+        held = 0  # frames of silence put in while the caller waited
         while True:
             i += 1
-            if i >= body:
+            pos = i - held
+            if pos >= body:
                 # The caller has said everything: stay on the line while the agent still
                 # answers, then hang up after a short silence.
                 quiet = 0 if self.hold() else quiet + 1
-                if quiet * FRAME_S >= self.tail_s or (i - body) * FRAME_S >= self.max_tail_s:
+                if quiet * FRAME_S >= self.tail_s or (pos - body) * FRAME_S >= self.max_tail_s:
                     return
-            start = i * self.n
-            chunk = self.audio[start : start + self.n]
+            if pos == cue and self.cue_s is None:
+                if not self.ready() and held * FRAME_S < self.max_tail_s:
+                    held += 1
+                    pos = -1  # silence this frame
+                else:
+                    self.cue_s = i * FRAME_S
+            start = pos * self.n
+            chunk = self.audio[start : start + self.n] if pos >= 0 else silence
             if len(chunk) < self.n:
                 chunk = np.concatenate([chunk, silence[: self.n - len(chunk)]]) if len(chunk) else silence
             if self.fast and not self.busy():

@@ -158,17 +158,24 @@ def test_telephony_line(generated: Gen, tmp_path: Path, transcriber: Transcriber
 
 def test_barge_in_stops_agent_within_200ms(generated: Gen, tmp_path: Path) -> None:
     folder, manifest = generated
-    report, rec, _ = call(folder / "caller_bargein.wav", tmp_path)
+    # The interruption waits until the agent has spoken 1 s of its answer (however slow the models are on a
+    # loaded machine), and every time below is the call's own line clock, as on the recording.
+    interrupt_at = manifest["files"]["caller_bargein.wav"]["interrupt_at"]
+    report, rec, _ = call(folder / "caller_bargein.wav", tmp_path, "--interrupt-at", str(interrupt_at))
+    cue = report["caller_cue_s"]
+    assert cue is not None and cue >= interrupt_at
     barge = [e for e in report["events"] if e["type"] == "barge_in"]
     assert barge, report["events"]
-    candidate = next(e for e in report["events"] if e["type"] == "barge_in_candidate")
+    first = next(e for e in report["events"] if e["type"] == "barge_in_candidate")
+    assert 0 <= first["t"] - cue < 0.8  # noticed: VAD onset plus 300 ms of speech
+    stop = report["events"].index(barge[0])
+    candidate = next(e for e in reversed(report["events"][:stop]) if e["type"] == "barge_in_candidate")
     agent = load_audio(rec)[1].reshape(-1, 320)
     loud = np.abs(agent).max(axis=1) > 0.01
     # Measured on the recording: the agent's channel goes quiet within 200 ms of the decision.
     i = round(candidate["t"] / 0.02)
     assert not loud[i + 10 : i + 40].any()
     assert loud[max(0, i - 40) : i].any()  # it was speaking just before
-    assert candidate["t"] - manifest["files"]["caller_bargein.wav"]["interrupt_at"] < 0.8
     assert "refund" in report["turns"][-1]["caller_text"].lower()
 
 

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--record", type=Path, help="write the stereo recording here (caller left, agent right)")
     p.add_argument("--report", type=Path, help="write the JSON report here (default: stdout)")
     p.add_argument("--no-store", action="store_true", help="do not save the call in the store")
+    p.add_argument("--interrupt-at", type=float, metavar="SECONDS",
+                   help="the caller's audio from here on waits until the agent has spoken 1 s of an answer, so "
+                        "an interruption there lands mid-answer however fast the machine is (report: caller_cue_s)")
     p.set_defaults(func=run)
 
 
@@ -61,7 +64,11 @@ async def _call(
     privacy = Privacy.from_config(config)
     # On a simulated phone line the agent's audio is companded like the caller's.
     session = engine.session(rate, recording_path=recording, outgoing=phone_line if args.telephony else None)
-    source = FileSource(audio, rate, fast=args.fast, busy=lambda: session.busy > 0, hold=session.holding_line)
+    def answering() -> bool:
+        return bool(session.turns) and session.agent_speaking_s >= 1.0
+
+    source = FileSource(audio, rate, fast=args.fast, busy=lambda: session.busy > 0, hold=session.holding_line,
+                        wait_at=args.interrupt_at, ready=answering)
 
     async def sink(frame: np.ndarray) -> None:
         return None
@@ -72,4 +79,6 @@ async def _call(
         save_call(store, result, "simulated", str(args.caller.resolve()), started_at=started, privacy=privacy)
         store.close()
     report = result.report()
+    if args.interrupt_at is not None:
+        report["caller_cue_s"] = source.cue_s  # line time at which the waiting caller audio went out
     return privacy.record(report) if privacy.transcripts else report
