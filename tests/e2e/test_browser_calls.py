@@ -214,6 +214,9 @@ async def test_agent_takes_over_from_the_console(server: tuple[WebFrontend, Conf
         await suggested.wait_for(timeout=20000)
         entry = (await suggested.inner_text()).lower()
         assert "mov" in entry or "address" in entry or "fee" in entry, entry
+        # The call so far is the dialog's own summary (mood and turns), with the caller's latest words.
+        summary = await console.inner_text("#assist-summary")
+        assert "They sound" in summary and "Latest:" in summary, summary
         agent_heard = await console.evaluate(f"({STATS_JS})(window.voiceConsole.takeover.pc)")
         assert agent_heard["energy"] > 0, agent_heard
         after = await caller.evaluate(f"({STATS_JS})(window.voiceCall.pc)")
