@@ -4,6 +4,8 @@
   espeak-ng caller books a technician by voice; the server receives exactly one booking with the right slots,
   the report holds the audited action event (postcode masked), and the postcode is in no log line of ours.
 - The same call with the server down: the caller hears the fallback and the offer of a person.
+- A phone call over SIP (sipp, G.711): the request said, the mobile number keyed as SIP INFO ending with #,
+  1 to confirm; and the same keys through a CallSession in-process.
 - The dialog Brain over the real HTTP port, scripted: the outage check, the SMS link, a booking the service
   refuses (its own words are spoken), and a service that accepts the connection but never answers (timeout).
 """
@@ -260,3 +262,87 @@ async def test_a_mobile_number_typed_on_the_keypad_through_a_call_session(server
         ("text_status_link", "ok", {"mobile": "[DIGITS]"})]
     agent = " ".join(t["text"] for t in result.transcript if t["speaker"] == "agent")
     assert "on its way" in agent and result.outcome != "error"
+
+
+# -- a phone call over SIP: the request said, the number keyed (SIP INFO), confirmed with 1 ----------------
+
+
+def _sip_scenario(keys: str, before_keys_ms: int, after_keys_ms: int) -> str:
+    """uac_stream_caller with DTMF: the caller's audio streams, then each key is sent as a SIP INFO."""
+    from tests.telephony.sip.conftest import SCENARIOS
+
+    base = (SCENARIOS / "uac_stream_caller.xml").read_text()
+    info = """  <send retrans="500">
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="{pause}"/>
+"""
+    sends = "".join(info.format(cseq=i + 2, key=k, pause=250 if i < len(keys) - 2 else 6000)
+                    for i, k in enumerate(keys))
+    script = f'<pause milliseconds="{before_keys_ms}"/>\n{sends}  <pause milliseconds="{after_keys_ms}"/>'
+    out = base.replace('<pause milliseconds="16000"/>', script).replace("CSeq: 2 BYE", f"CSeq: {len(keys) + 2} BYE")
+    assert script in out and "uac_stream_caller" in out
+    return out
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_phone_caller_asks_by_voice_and_keys_the_number_over_sip(server: ActionServer, tmp_path: Path) -> None:
+    import shutil
+
+    from asr.audio import resample
+    from telephony.g711 import encode_ulaw
+    from tests.conftest import need
+    from tests.e2e.test_sip_calls import PhoneServer
+    from tests.telephony.sip.conftest import free_port
+    from voice_agent.config import load_config
+    from voice_agent.engine import Engine
+
+    need(shutil.which("sipp") is not None, "sipp (sip-tester) is not installed")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "cache").symlink_to(ROOT / "var" / "test-home" / "cache", target_is_directory=True)
+    said = speak("Please text me the link.", voice="en-gb", speed=120) * 0.8
+    audio = _place([(6.0, said)], 6.0 + len(said) / SR + 2.0)  # the greeting first, then the request
+    (tmp_path / "caller.ul").write_bytes(encode_ulaw(resample(audio, SR, 8000)))
+    # keys after the question, the number ends with #, then 1 (yes) once the confirmation is out
+    (tmp_path / "scenario.xml").write_text(_sip_scenario("07700900123#1", 14000, 10000))
+    os.environ[PORT_ENV] = str(server.port)
+    try:
+        config = load_config(env={"VOICE_AGENT_HOME": str(home)})
+        engine = Engine.from_config(config)
+    finally:
+        del os.environ[PORT_ENV]
+    config.sip.listen = f"127.0.0.1:{free_port()}"
+    phone = PhoneServer(config, engine)
+    try:
+        proc = subprocess.run(
+            ["sipp", "-sf", str(tmp_path / "scenario.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
+             "-mi", "127.0.0.1", "-mp", "0", "-nostdin", "-timeout", "90s", "-timeout_error", "-trace_err",
+             "-error_file", str(tmp_path / "sipp.err"), f"127.0.0.1:{phone.port}"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+        (result,) = phone.wait_results(1)
+    finally:
+        phone.stop()
+    turns = [(t.caller_text, t.agent_text) for t in result.turns if t.agent_text]
+    assert proc.returncode == 0, (turns, [(e["t"], e["type"]) for e in result.events], proc.stdout[-1000:])
+    (message,) = server.records()["messages"]
+    assert message["to"] == "07700900123", turns
+    audits = [e for e in result.events if e["type"] == "action"]
+    assert [(a["name"], a["outcome"], a["slots"]) for a in audits] == [
+        ("text_status_link", "ok", {"mobile": "[DIGITS]"})], turns
