@@ -42,6 +42,8 @@ _DOTTED_PHONE = re.compile(r"(?<![\w$.:,])(?:\+\d{1,3}[ .])?\d{2,4}(?:\.\d{2,4})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMERIC_DATE = re.compile(r"^(?:\d{1,2}-\d{1,2}-(?:\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2})$")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+# a date inside a longer run of digits ("on 2000-01-25, 24,466 customers") ends the number before it
+_DATE_INSIDE = re.compile(r"(?<!\d)(?:19|20)\d{2}-\d{1,2}-\d{1,2}(?!\d)|(?<!\d)\d{1,2}/\d{1,2}/\d{2,4}(?!\d)")
 # a text that is one number (marked #) with at most a filler word or two around it
 _FILLER = r"(?:uh|um|er|erm|so|and|then|ok|okay|yes|yeah|right|it's|it is|that's|that is|the rest is|next)"
 _ONLY_A_NUMBER = re.compile(rf"[\s,.!?-]*(?:{_FILLER}[\s,.!?-]+){{0,2}}#[\s,.!?-]*(?:{_FILLER}[\s,.!?]*)?",
@@ -173,7 +175,23 @@ def digit_runs(text: str) -> list[DigitRun]:
             runs.append(whole)
         else:
             runs.extend(tight)
-    return sorted(runs, key=lambda r: r.start)
+    return sorted((piece for run in runs for piece in _around_dates(text, run)), key=lambda r: r.start)
+
+
+def _around_dates(text: str, run: DigitRun) -> list[DigitRun]:
+    """A run with a date inside it, split into the date and the runs before and after it (each judged alone:
+    "2000-01-25, 24,466" is a date and a count; "1990-05-01, 4539 5787 6362 1486" still holds a card)."""
+    dates = list(_DATE_INSIDE.finditer(text, run.start, run.end))
+    if not dates or (len(dates) == 1 and (dates[0].start(), dates[0].end()) == (run.start, run.end)):
+        return [run]
+    out: list[DigitRun] = []
+    pos = run.start
+    for d in dates:
+        out.extend(_run(text, m.start(), m.end()) for m in _TIGHT_RUN.finditer(text, pos, d.start()))
+        out.append(_run(text, d.start(), d.end()))
+        pos = d.end()
+    out.extend(_run(text, m.start(), m.end()) for m in _TIGHT_RUN.finditer(text, pos, run.end))
+    return out
 
 
 def _phone_shaped(run: DigitRun) -> bool:

@@ -231,6 +231,10 @@ def test_long_inputs_stay_linear() -> None:
         ("my order is 104552 I think", "my order is [NUMBER] I think"),
         ("it costs $12000", "it costs $12000"),
         ("12,000 customers", "12,000 customers"),
+        # a date inside a run of digits ends the number (hypothesis found the first), a card after it still counts
+        ("It is on 2000-01-25. 24,466 customers.", "It is on 2000-01-25. 24,466 customers."),
+        ("on 2000-01-25, 24,466 customers", "on 2000-01-25, 24,466 customers"),
+        ("born 1990-05-01, 4539 5787 6362 1486", "born 1990-05-01, [CARD]"),
         ("Fiber 500.", "Fiber 500."),
         ("I paid 4539 dollars", "I paid 4539 dollars"),
         ("The Fiber 1000 plan", "The Fiber 1000 plan"),
