@@ -15,6 +15,14 @@ sys.path.insert(0, str(ROOT))
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Property tests explore new examples on every run locally; in CI they replay a fixed sequence, so a run
+# passes or fails for the code, not for the draw (a new counterexample found locally becomes a case).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    _hypothesis_settings.load_profile("ci")
+
 
 def need(condition: bool, reason: str) -> None:
     """Skip when a peer or fixture is missing, but fail under CI=true where everything must run."""
