@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import uuid
 import wave
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -502,7 +503,7 @@ class CallSession:
                 self._on_agent_frame(out, agent is not None)
                 if wav is not None:
                     _write_stereo(wav, frame, out)
-                self._on_caller_frame(frame)
+                await self._on_caller_frame(frame)
                 if self._ending and not self._playout.pending and not self._reply_running() and not self._tasks:
                     break
                 self._timers()
@@ -731,14 +732,21 @@ class CallSession:
             self.busy -= 1
 
     # ---- caller side ------------------------------------------------------------------
-    def _on_caller_frame(self, frame: np.ndarray) -> None:
-        audio16 = self._echo.gate(self._to16(frame))  # the agent's own voice coming back is not the caller
+    async def _on_caller_frame(self, frame: np.ndarray) -> None:
+        # The echo gate's correlation and Silero run in a thread: the loop is free meanwhile (other calls'
+        # frames, replies, the web), and this call's next frame waits for them, so events stay in frame order.
+        audio16, probs = await asyncio.get_running_loop().run_in_executor(_vad_pool(), self._listen, frame)
         if self._ep.in_turn:
             self._turn_audio.append(audio16)
         else:
             self._preroll.append(audio16)
-        for prob in self._vad.feed(audio16):
+        for prob in probs:
             self._on_vad(self._ep.feed(prob))
+
+    def _listen(self, frame: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """Blocking: one caller frame at 16 kHz with the agent's echo gated out, and the VAD's new probabilities."""
+        audio16 = self._echo.gate(self._to16(frame))  # the agent's own voice coming back is not the caller
+        return audio16, self._vad.feed(audio16)
 
     def _maybe_partial(self) -> None:
         """Re-decode the growing turn for live captions, one decode at a time."""
@@ -1097,6 +1105,17 @@ def _write_stereo(wav: wave.Wave_write, caller: np.ndarray, agent: np.ndarray) -
     stereo[:, 0] = caller[:n]
     stereo[:, 1] = agent[:n]
     wav.writeframes((np.clip(stereo, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+_VAD_POOL: ThreadPoolExecutor | None = None
+
+
+def _vad_pool() -> ThreadPoolExecutor:
+    """Threads for listening (resampling, echo gate, Silero), shared by the calls of this process."""
+    global _VAD_POOL
+    if _VAD_POOL is None:
+        _VAD_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="vad")
+    return _VAD_POOL
 
 
 def _observe_latency(turn: TurnRecord) -> None:
