@@ -84,11 +84,17 @@ def phone(audio16: np.ndarray) -> np.ndarray:
 
 
 async def call(recognizer: UtteranceRecognizer, voice: RecordedVoice, caller: np.ndarray, delay_ms: int,
-               gain_db: float, guard: bool = True) -> tuple[CallResult, np.ndarray]:
-    """A phone call whose caller side carries the agent's own voice back (and the caller's speech, if any)."""
+               gain_db: float, guard: bool = True, interrupt_at: float | None = None,
+               cues: list[float] | None = None) -> tuple[CallResult, np.ndarray]:
+    """A phone call whose caller side carries the agent's own voice back (and the caller's speech, if any).
+
+    ``interrupt_at``: the caller's audio from there waits until the agent has spoken 1 s of its answer (the
+    line time it went out is appended to ``cues``).
+    """
     settings = SessionSettings(filler_after_s=5.0, echo_residual=0.35 if guard else 0.0)
     session = CallSession(recognizer, LongAnswerBrain(), voice, RATE, settings=settings, outgoing=phone_line)
-    source = FileSource(caller, RATE, fast=True, busy=lambda: session.busy > 0, hold=session.holding_line)
+    source = FileSource(caller, RATE, fast=True, busy=lambda: session.busy > 0, hold=session.holding_line,
+                        wait_at=interrupt_at, ready=lambda: bool(session.turns) and session.agent_speaking_s >= 1.0)
     path: deque[np.ndarray] = deque([np.zeros(N, np.float32)] * (delay_ms // 20))
     gain = 10 ** (gain_db / 20)
     noise = np.random.default_rng(7)
@@ -107,6 +113,8 @@ async def call(recognizer: UtteranceRecognizer, voice: RecordedVoice, caller: np
         sent.append(frame)
 
     result = await session.run(line(), sink)
+    if cues is not None and source.cue_s is not None:
+        cues.append(source.cue_s)
     return result, np.concatenate(sent)
 
 
@@ -142,10 +150,13 @@ async def test_the_caller_over_the_echo_still_interrupts(recognizer: UtteranceRe
                                                          generated: Gen, delay_ms: int, gain_db: float) -> None:
     question = phone(load_audio(generated[0] / "utt_bill.wav")[0])
     cancel = phone(load_audio(generated[0] / "utt_cancel.wav")[0])
-    lead, gap = np.zeros(RATE, np.float32), np.zeros(RATE * 4, np.float32)
+    lead, gap = np.zeros(RATE, np.float32), np.zeros(RATE, np.float32)
     caller = np.concatenate([lead, question, gap, cancel, np.zeros(RATE * 6, np.float32)])
-    result, sent = await call(recognizer, voice, caller, delay_ms, gain_db)
-    cut_in = (len(lead) + len(question) + len(gap)) / RATE
+    # the caller cuts in once the agent has spoken 1 s of its answer, however slow the models are
+    cues: list[float] = []
+    result, sent = await call(recognizer, voice, caller, delay_ms, gain_db,
+                              interrupt_at=(len(lead) + len(question) + len(gap)) / RATE, cues=cues)
+    [cut_in] = cues
     events = [(e["t"], e["type"], e.get("text", e.get("residual"))) for e in result.events]
     assert "barge_in" in kinds(result), events
     # noticed on the line clock within VAD onset + 300 ms of speech
