@@ -90,10 +90,9 @@ def test_report_agrees_with_the_recording(multiturn: tuple[dict[str, Any], Path]
     """The session's own latency figures, checked from the outside on its stereo recording.
 
     ../shared/peers/v2v.py (energy, 5 ms) finds each caller turn's end and the agent's first sound: the
-    report's end_of_speech, first_audio_out and first_audio_ms agree within 60 ms. answer_latency.py
-    transcribes the agent channel and times the first content word: Whisper tiny's word timings are
-    coarser, so the report's answer_audio_ms agrees within 250 ms (and exactly, via v2v, when the first
-    sound is already the answer).
+    report's end_of_speech, first_audio_out and first_audio_ms agree within 60 ms, and so does answer_audio_ms
+    when the first sound is already the answer. After an acknowledgement, answer_latency.py (Whisper tiny's
+    word timings over the agent channel, coarser) times the first content word: within 250 ms.
     """
     from tests.conftest import need
 
@@ -117,7 +116,11 @@ def test_report_agrees_with_the_recording(multiturn: tuple[dict[str, Any], Path]
         assert abs(ours["first_audio_ms"] - heard["latency_ms"]) <= 60, (ours, heard)
         assert ours["voice_to_voice_ms"] == ours["first_audio_ms"]
         assert ours["answer_audio_ms"] is not None and said["answer_ms"] is not None, (ours, said)
-        assert abs(ours["answer_audio_ms"] - said["answer_ms"]) <= 250, (ours, said)
+        # When the first sound is the answer, v2v's energy onset above times it exactly (Whisper tiny's first
+        # word after a silence was seen 300 ms before any sound). After an "Okay." the answer's start is inside
+        # the agent's speech: only Whisper's word timings see it, when it heard the acknowledgement as one.
+        if ours["first_audio_kind"] != "answer" and said["answer_ms"] != said["first_word_ms"]:
+            assert abs(ours["answer_audio_ms"] - said["answer_ms"]) <= 250, (ours, said)
         if ours["first_audio_kind"] == "answer":
             assert ours["answer_audio_ms"] == ours["first_audio_ms"]
         else:
