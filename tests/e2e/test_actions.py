@@ -29,7 +29,7 @@ import pytest
 
 from audio_fixtures.make_fixtures import SR, _place, speak, write_wav
 from dialog import Brain, DialogOptions, example_kb_dir
-from tests.dialog.support import test_cache
+from tests.dialog.support import test_cache as dialog_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_ENV = "BRIGHTLINE_ACTIONS_PORT"  # the example KB's actions.yaml reads its port from here
@@ -167,7 +167,7 @@ def brain_for(port: int) -> Brain:
 
     os.environ[PORT_ENV] = str(port)
     try:
-        brain = Brain(DialogOptions(kb_dir=str(example_kb_dir())), test_cache(),
+        brain = Brain(DialogOptions(kb_dir=str(example_kb_dir())), dialog_cache_dir(),
                       use_llm=False, actions=HttpActionPort(), today=lambda: dt.date(2026, 12, 5))
     finally:
         del os.environ[PORT_ENV]
