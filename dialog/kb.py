@@ -302,17 +302,15 @@ class KnowledgeBase:
                 idx = self.index_of(pid)
                 if idx is not None:
                     extra[idx] += value
-        heard = self._rank(query, minilm_vector, extra, k)
+        ranking = self._rank(query, minilm_vector, extra, k)
         alike = self.lexical.sound_alike_reading(query)
-        if alike == query:
-            return Retrieval([Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in heard.scored],
-                             heard.margin)
-        # A word the KB never uses may be one it does, misheard ("done" for "down"). The sound-alike reading
-        # is believed when it fits the KB clearly better than the words as heard.
-        other = self._rank(alike, None, extra, k)
-        believed = bool(heard.scored and other.scored
-                        and other.scored[0].relevance >= heard.scored[0].relevance + SOUND_ALIKE_GAIN)
-        ranking = other if believed else heard
+        if alike != query:
+            # A word the KB never uses may be one it does, misheard ("done" for "down"). The sound-alike
+            # reading is believed when it fits the KB clearly better than the words as heard.
+            other = self._rank(alike, None, extra, k)
+            if ranking.scored and other.scored and (
+                    other.scored[0].relevance >= ranking.scored[0].relevance + SOUND_ALIKE_GAIN):
+                ranking = other
         hits = [Hit(self.passages[s.index], min(s.relevance, 1.0), s.fused) for s in ranking.scored]
         return Retrieval(hits, ranking.margin)
 
