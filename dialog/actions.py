@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -177,17 +177,8 @@ def parse_actions(path: Path, environ: Mapping[str, str] | None = None) -> Actio
         raise err("match_score", "must be between 0 and 1")
     out: list[ActionSpec] = []
     for i, raw in enumerate(data["actions"]):
-        where = f"actions[{i}]"
-        if not isinstance(raw, dict):
-            raise err(where, "must be a mapping with name, description, examples, slots, confirm, endpoint")
-        if isinstance(raw.get("name"), str):
-            where = f"action {raw['name']!r}"
-        extra = sorted(set(raw) - set(ACTION_KEYS))
-        if extra:
-            raise err(where, f"unknown keys {extra} (known: {', '.join(ACTION_KEYS)})")
-        for key in ("name", "description", "confirm"):
-            if not isinstance(raw.get(key), str) or not raw[key].strip():
-                raise err(where, f"`{key}` is required (text)")
+        where = _entry(raw, f"actions[{i}]", "action", ACTION_KEYS, ("name", "description", "confirm"),
+                       "name, description, examples, slots, confirm, endpoint", err)
         name = raw["name"].strip()
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
             raise err(where, "`name` must be a word like book_technician")
@@ -235,22 +226,28 @@ def _number(value: Any, err: Callable[[str], ActionError]) -> float:
     return float(value)
 
 
+def _entry(raw: Any, position: str, kind: str, known: Sequence[str], required: Sequence[str], shape: str,
+           err: Callable[[str, str], ActionError]) -> str:
+    """Check one declared action or slot: a mapping of known keys with its required texts; returns where it is
+    (by name once it has one) for the errors about it."""
+    if not isinstance(raw, dict):
+        raise err(position, f"must be a mapping with {shape}")
+    where = f"{kind} {raw['name']!r}" if isinstance(raw.get("name"), str) else position
+    extra = sorted(set(raw) - set(known))
+    if extra:
+        raise err(where, f"unknown keys {extra} (known: {', '.join(known)})")
+    for key in required:
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise err(where, f"`{key}` is required (text)")
+    return where
+
+
 def _slots(raw: Any, err: Callable[[str, str], ActionError]) -> tuple[SlotSpec, ...]:
     if not isinstance(raw, list):
         raise err("slots", "must be a list")
     out: list[SlotSpec] = []
     for j, s in enumerate(raw):
-        where = f"slots[{j}]"
-        if not isinstance(s, dict):
-            raise err(where, "must be a mapping with name, type, question")
-        if isinstance(s.get("name"), str):
-            where = f"slot {s['name']!r}"
-        extra = sorted(set(s) - set(SLOT_KEYS))
-        if extra:
-            raise err(where, f"unknown keys {extra} (known: {', '.join(SLOT_KEYS)})")
-        for key in ("name", "type", "question"):
-            if not isinstance(s.get(key), str) or not s[key].strip():
-                raise err(where, f"`{key}` is required (text)")
+        where = _entry(s, f"slots[{j}]", "slot", SLOT_KEYS, ("name", "type", "question"), "name, type, question", err)
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s["name"]):
             raise err(where, "`name` must be an identifier like postcode")
         if s["name"] in {x.name for x in out}:
